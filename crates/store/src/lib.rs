@@ -1,1 +1,157 @@
+//! `cardcheck-store`: persistence behind traits (design.md "store/").
+//!
+//! The server and the CLI talk to a [`Backend`]: a bundle of trait objects for accounts
+//! and credentials ([`AccountStore`]), the cardholder registry ([`RegistryStore`], also a
+//! verification [`cardcheck_domain::Source`]), daily attempt counters
+//! ([`cardcheck_domain::AttemptCounter`]), the usage ledger ([`Ledger`]) and the server's
+//! Encryption key ring ([`ServerKeyStore`]). The embedded implementation is
+//! [`sqlite::SqliteStore`] (one file under a data directory); a PostgreSQL + Redis one
+//! implements the same traits, so the server does not change with the backend.
+//!
+//! Nothing secret is stored in plain text (verification.md §3, issue 4): SecretKeys are
+//! encrypted with AES-256-GCM under a subkey of the data directory's master key, and
+//! registry card numbers and names are stored only as keyed hashes ([`secrets`]).
+
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod model;
+pub mod secrets;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cardcheck_domain::{AttemptCounter, Source};
+
+pub use model::{
+    Account, AccountStatus, AccountUpdate, Credential, CredentialKind, IssuedCredential,
+    LedgerEntry, RegistryRecord, RegistryStats, UsageFilter, UsageRow,
+};
+pub use secrets::MasterKey;
+
+/// A storage failure. Messages never contain card numbers, names or secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The named thing does not exist (account, credential).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The named thing already exists.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// Bad input from an operator (account name, status word, …).
+    #[error("{0}")]
+    Invalid(String),
+    /// The master key is not the one this data directory was created with.
+    #[error(
+        "the master key does not match this data directory (check CARDCHECK_MASTER_KEY or master.key)"
+    )]
+    MasterKeyMismatch,
+    /// Stored ciphertext failed authentication (tampering or a wrong key).
+    #[error("stored secret could not be decrypted: {0}")]
+    Corrupt(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(String),
+    /// A file-system operation failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Accounts and their credentials (issue 5).
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Creates an account with the default limits.
+    async fn create_account(&self, name: &str) -> Result<Account, StoreError>;
+    /// One account.
+    async fn account(&self, name: &str) -> Result<Option<Account>, StoreError>;
+    /// All accounts, by name.
+    async fn list_accounts(&self) -> Result<Vec<Account>, StoreError>;
+    /// Changes an account's status or limits.
+    async fn update_account(
+        &self,
+        name: &str,
+        update: &AccountUpdate,
+    ) -> Result<Account, StoreError>;
+    /// Issues a credential pair for `account`. With `ttl_seconds` it is temporary and
+    /// carries a session token.
+    async fn create_credential(
+        &self,
+        account: &str,
+        ttl_seconds: Option<i64>,
+    ) -> Result<IssuedCredential, StoreError>;
+    /// Looks a SecretId up, with its SecretKey decrypted.
+    async fn credential(&self, secret_id: &str) -> Result<Option<Credential>, StoreError>;
+    /// Revokes a credential; `false` when it did not exist.
+    async fn revoke_credential(&self, secret_id: &str) -> Result<bool, StoreError>;
+    /// The credentials of one account (secret keys are not loaded: empty).
+    async fn list_credentials(&self, account: &str) -> Result<Vec<Credential>, StoreError>;
+}
+
+/// The operator's cardholder registry (verification.md §3), also a verification source.
+#[async_trait]
+pub trait RegistryStore: Source {
+    /// Inserts or replaces records; returns how many were written.
+    async fn upsert(&self, records: &[RegistryRecord]) -> Result<u64, StoreError>;
+    /// Counts by status.
+    async fn stats(&self) -> Result<RegistryStats, StoreError>;
+}
+
+/// The usage ledger: one row per answered verification (issue 5).
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// Appends one row; returns once the row is durable (the reply waits for this).
+    async fn append(&self, entry: LedgerEntry) -> Result<(), StoreError>;
+    /// Counts per (account, Beijing day, Result).
+    async fn usage(&self, filter: &UsageFilter) -> Result<Vec<UsageRow>, StoreError>;
+    /// Ledger rows with this RequestId (0 or 1).
+    async fn count_request(&self, request_id: &str) -> Result<u64, StoreError>;
+}
+
+/// The server's Encryption key ring, stored encrypted under the master key.
+#[async_trait]
+pub trait ServerKeyStore: Send + Sync {
+    /// The stored key-ring bytes, if any.
+    async fn load_server_keys(&self) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, StoreError>;
+    /// Stores (replaces) the key-ring bytes.
+    async fn save_server_keys(&self, bytes: &[u8]) -> Result<(), StoreError>;
+}
+
+/// Everything the server and the admin commands need, whatever the backend.
+#[derive(Clone)]
+pub struct Backend {
+    /// Accounts and credentials.
+    pub accounts: Arc<dyn AccountStore>,
+    /// The cardholder registry.
+    pub registry: Arc<dyn RegistryStore>,
+    /// Daily attempt counters.
+    pub attempts: Arc<dyn AttemptCounter>,
+    /// The usage ledger.
+    pub ledger: Arc<dyn Ledger>,
+    /// The Encryption key ring.
+    pub keys: Arc<dyn ServerKeyStore>,
+    /// Human-readable description ("sqlite:/path/cardcheck.db").
+    pub description: String,
+    closer: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl Backend {
+    /// Flushes pending writes and stops background writers. Idempotent.
+    pub fn close(&self) {
+        (self.closer)();
+    }
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("description", &self.description)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the embedded backend in `data_dir` (created on first use).
+pub fn open_sqlite(data_dir: &std::path::Path) -> Result<Backend, StoreError> {
+    let store = Arc::new(sqlite::SqliteStore::open(data_dir)?);
+    Ok(store.into_backend())
+}
