@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)] // tests may unwrap (project standard)
+
 //! The embedded backend against its contract: persistence across reopen, nothing
 //! secret in plain text, registry answers, attempt counters, ledger and usage.
 
