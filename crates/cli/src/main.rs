@@ -1,2 +1,95 @@
+//! `cardcheck`: the server, the client and the admin tool in one binary.
+//! The command-line contract is `docs/cli.md` (from `spec/cli.md`): keep it stable.
+//! Exit status: 0 success, 1 operational failure, 2 usage error.
+
 #![forbid(unsafe_code)]
-fn main() {}
+
+mod admin;
+mod serve;
+mod store_args;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// cardcheck — a self-hostable Tencent Cloud faceid BankCard2EVerification service.
+#[derive(Debug, Parser)]
+#[command(name = "cardcheck", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the API server (and the admin listener).
+    Serve(serve::ServeArgs),
+    /// Sign and send BankCard2EVerification requests (one, or a CSV batch).
+    Verify(verify::VerifyArgs),
+    /// Accounts: create, list, set status and limits.
+    #[command(subcommand)]
+    Account(admin::AccountCommand),
+    /// Credentials: create, revoke, temporary tokens, Encryption public keys.
+    #[command(subcommand)]
+    Key(admin::KeyCommand),
+    /// The sandbox's reserved test cards.
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
+    /// Billed and free verifications per account and day.
+    Usage(admin::UsageArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum SandboxCommand {
+    /// List the reserved test cards and the Result each forces.
+    List {
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Logs go to stderr (stdout belongs to the command's output): `CARDCHECK_LOG` or
+/// `RUST_LOG` filters, `CARDCHECK_LOG_FORMAT=json` for JSON lines.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CARDCHECK_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if std::env::var("CARDCHECK_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Verify(args) => verify::run(args).await,
+            Command::Account(cmd) => admin::run(admin::account(cmd)).await,
+            Command::Key(cmd) => admin::run(admin::key(cmd)).await,
+            Command::Sandbox(SandboxCommand::List { json }) => {
+                admin::run(async move { admin::sandbox_list(json) }).await
+            }
+            Command::Usage(args) => admin::run(admin::usage(args)).await,
+        }
+    })
+}

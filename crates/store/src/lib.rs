@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod memory;
 pub mod model;
 pub mod secrets;
 pub mod sqlite;
@@ -117,6 +118,40 @@ pub trait ServerKeyStore: Send + Sync {
     async fn save_server_keys(&self, bytes: &[u8]) -> Result<(), StoreError>;
 }
 
+/// Per-key request-rate limiting (GCRA), shared by every node of a deployment.
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Takes one request for `key` at `rate_per_second` with a burst of `burst`;
+    /// `false` when over the limit (nothing is taken then).
+    async fn acquire(
+        &self,
+        key: &str,
+        rate_per_second: u32,
+        burst: u32,
+    ) -> Result<bool, StoreError>;
+}
+
+/// What [`ReplayCache::begin`] found for a request key (verification.md §4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplayBegin {
+    /// First sighting: the caller processes it and must call [`ReplayCache::finish`].
+    First,
+    /// A final answer exists: send these exact bytes again.
+    Replay(Vec<u8>),
+    /// Another copy is being processed: wait and ask again.
+    InFlight,
+}
+
+/// Remembers final answers to signed requests inside the signature window.
+#[async_trait]
+pub trait ReplayCache: Send + Sync {
+    /// Claims `key` or reports what is known of it.
+    async fn begin(&self, key: &[u8; 32]) -> Result<ReplayBegin, StoreError>;
+    /// Records the final answer (`Some`), or forgets the key after a transient answer
+    /// (`None`) so that a retry is processed afresh.
+    async fn finish(&self, key: &[u8; 32], final_body: Option<&[u8]>) -> Result<(), StoreError>;
+}
+
 /// Everything the server and the admin commands need, whatever the backend.
 #[derive(Clone)]
 pub struct Backend {
@@ -130,6 +165,10 @@ pub struct Backend {
     pub ledger: Arc<dyn Ledger>,
     /// The Encryption key ring.
     pub keys: Arc<dyn ServerKeyStore>,
+    /// Request-rate limiter.
+    pub limiter: Arc<dyn RateLimiter>,
+    /// Final answers for identical retries.
+    pub replays: Arc<dyn ReplayCache>,
     /// Human-readable description ("sqlite:/path/cardcheck.db").
     pub description: String,
     closer: Arc<dyn Fn() + Send + Sync>,

@@ -156,6 +156,9 @@ impl SqliteStore {
             attempts: self.clone(),
             ledger: self.clone(),
             keys: self.clone(),
+            // One node owns an embedded data directory: in-memory state is shared state.
+            limiter: Arc::new(crate::memory::MemoryRateLimiter::default()),
+            replays: Arc::new(crate::memory::MemoryReplayCache::default()),
             description: format!("sqlite:{}", self.path.display()),
             closer: Arc::new(move || closer.close()),
         }

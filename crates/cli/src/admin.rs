@@ -1,0 +1,454 @@
+//! Administration commands (docs/cli.md "Administration"): accounts, keys, the
+//! sandbox catalogue and usage.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use cardcheck_domain::{CATALOGUE, Lang, ResultCode};
+use cardcheck_encryption::KeyAlgorithm;
+use cardcheck_store::{AccountStatus, AccountUpdate, IssuedCredential, UsageFilter};
+
+use crate::store_args::StoreArgs;
+
+/// `cardcheck account …`
+#[derive(Debug, clap::Subcommand)]
+pub enum AccountCommand {
+    /// Create an account and its first SecretId/SecretKey (the key is shown once).
+    Create {
+        /// Account name: letters, digits, '-', '_', '.'.
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List accounts.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change an account's status or limits.
+    Set {
+        /// Account name.
+        name: String,
+        /// active | arrears | nonactivated | unverified | charge-exception
+        #[arg(long, value_parser = parse_status)]
+        status: Option<AccountStatus>,
+        /// Requests per second (burst equal to the rate).
+        #[arg(long)]
+        qps: Option<u32>,
+        /// Verifications per card per Beijing day (0 = unlimited).
+        #[arg(long)]
+        daily_attempts: Option<u32>,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_status(word: &str) -> Result<AccountStatus, String> {
+    AccountStatus::parse(word).ok_or_else(|| {
+        let words: Vec<_> = AccountStatus::ALL.iter().map(|s| s.as_str()).collect();
+        format!("expected one of: {}", words.join(", "))
+    })
+}
+
+/// `cardcheck key …`
+#[derive(Debug, clap::Subcommand)]
+pub enum KeyCommand {
+    /// Issue another SecretId/SecretKey pair for an account.
+    Create {
+        /// Account name.
+        account: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a SecretId (takes effect on running servers within seconds).
+    Revoke {
+        /// The SecretId.
+        secret_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Issue temporary credentials: TmpSecretId, TmpSecretKey and Token.
+    Token {
+        /// Account name.
+        account: String,
+        /// Lifetime, e.g. 900s, 30m, 1h, 1d.
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: i64,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the server's Encryption public key (PEM).
+    Public {
+        /// RSA (for AES-256-CBC) or SM2 (for SM4-GCM).
+        #[arg(long, default_value = "RSA", value_parser = ["RSA", "SM2"])]
+        algorithm: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+fn parse_ttl(text: &str) -> Result<i64, String> {
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| "expected a duration such as 900s, 30m, 1h".to_string())?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err("units: s, m, h, d".into()),
+    };
+    match n.checked_mul(factor) {
+        Some(secs) if secs > 0 && secs <= 366 * 86_400 => Ok(secs),
+        _ => Err("a lifetime is between 1 second and 366 days".into()),
+    }
+}
+
+/// Prints `value` as one JSON document.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn print_issued(issued: &IssuedCredential, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(issued);
+    }
+    println!("account:   {}", issued.account);
+    println!("SecretId:  {}", issued.secret_id);
+    println!("SecretKey: {}", issued.secret_key);
+    if let Some(token) = &issued.token {
+        println!("Token:     {token}");
+    }
+    if let Some(at) = issued.expires_at {
+        println!("expires:   {} (Unix {at})", format_unix(at));
+    }
+    eprintln!("the SecretKey is shown only now; store it safely");
+    Ok(())
+}
+
+fn format_unix(at: i64) -> String {
+    chrono::DateTime::from_timestamp(at, 0)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| at.to_string())
+}
+
+/// Runs an admin command; errors become one line on stderr and exit 1.
+pub async fn run<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> ExitCode {
+    match f.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub async fn account(cmd: AccountCommand) -> anyhow::Result<()> {
+    match cmd {
+        AccountCommand::Create { name, store, json } => {
+            let backend = store.open()?;
+            let account = backend.accounts.create_account(&name).await?;
+            let issued = backend
+                .accounts
+                .create_credential(&account.name, None)
+                .await?;
+            backend.close();
+            print_issued(&issued, json)
+        }
+        AccountCommand::List { store, json } => {
+            let backend = store.open()?;
+            let accounts = backend.accounts.list_accounts().await?;
+            if json {
+                return print_json(&accounts);
+            }
+            println!(
+                "{:<24} {:<17} {:>5} {:>14}  created",
+                "ACCOUNT", "STATUS", "QPS", "DAILY_ATTEMPTS"
+            );
+            for a in &accounts {
+                println!(
+                    "{:<24} {:<17} {:>5} {:>14}  {}",
+                    a.name,
+                    a.status.as_str(),
+                    a.qps,
+                    a.daily_attempts,
+                    format_unix(a.created_at)
+                );
+            }
+            Ok(())
+        }
+        AccountCommand::Set {
+            name,
+            status,
+            qps,
+            daily_attempts,
+            store,
+            json,
+        } => {
+            if status.is_none() && qps.is_none() && daily_attempts.is_none() {
+                bail!("nothing to change: give --status, --qps or --daily-attempts");
+            }
+            let backend = store.open()?;
+            let account = backend
+                .accounts
+                .update_account(
+                    &name,
+                    &AccountUpdate {
+                        status,
+                        qps,
+                        daily_attempts,
+                    },
+                )
+                .await?;
+            if json {
+                return print_json(&account);
+            }
+            println!(
+                "{}: status {}, qps {}, daily attempts {}",
+                account.name, account.status, account.qps, account.daily_attempts
+            );
+            Ok(())
+        }
+    }
+}
+
+pub async fn key(cmd: KeyCommand) -> anyhow::Result<()> {
+    match cmd {
+        KeyCommand::Create {
+            account,
+            store,
+            json,
+        } => {
+            let backend = store.open()?;
+            let issued = backend.accounts.create_credential(&account, None).await?;
+            print_issued(&issued, json)
+        }
+        KeyCommand::Revoke { secret_id, store } => {
+            let backend = store.open()?;
+            if !backend.accounts.revoke_credential(&secret_id).await? {
+                bail!("no such SecretId: {secret_id}");
+            }
+            println!("revoked {secret_id}");
+            Ok(())
+        }
+        KeyCommand::Token {
+            account,
+            ttl,
+            store,
+            json,
+        } => {
+            let backend = store.open()?;
+            let issued = backend
+                .accounts
+                .create_credential(&account, Some(ttl))
+                .await?;
+            print_issued(&issued, json)
+        }
+        KeyCommand::Public { algorithm, store } => {
+            let backend = store.open()?;
+            let ring = cardcheck_server::load_or_create_key_ring(&backend)
+                .await
+                .context("cannot load the server keys")?;
+            let alg = KeyAlgorithm::parse(&algorithm).context("algorithm")?;
+            print!("{}", ring.public_pem(alg));
+            Ok(())
+        }
+    }
+}
+
+/// `cardcheck sandbox list`
+pub fn sandbox_list(json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(&CATALOGUE);
+    }
+    println!("{:<20} {:>6}  {:<34} note", "CARD", "RESULT", "DESCRIPTION");
+    for row in CATALOGUE {
+        println!(
+            "{:<20} {:>6}  {:<34} {}",
+            row.card,
+            row.result.wire(),
+            row.result.description(Lang::En),
+            row.note_en
+        );
+    }
+    Ok(())
+}
+
+/// `cardcheck usage` options.
+#[derive(Debug, clap::Args)]
+pub struct UsageArgs {
+    /// Only this account.
+    #[arg(long)]
+    account: Option<String>,
+    /// First Beijing day, YYYY-MM-DD.
+    #[arg(long, value_parser = parse_day)]
+    from: Option<i32>,
+    /// Last Beijing day, YYYY-MM-DD.
+    #[arg(long, value_parser = parse_day)]
+    to: Option<i32>,
+    /// Output format.
+    #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"])]
+    format: String,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+fn epoch() -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()
+}
+
+/// A Beijing calendar date as the ledger's day number (days since 1970-01-01).
+fn parse_day(text: &str) -> Result<i32, String> {
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| "expected a date as YYYY-MM-DD".to_string())?;
+    i32::try_from(date.signed_duration_since(epoch()).num_days())
+        .map_err(|_| "date out of range".into())
+}
+
+fn day_string(day: i32) -> String {
+    (epoch() + chrono::Duration::days(i64::from(day)))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+#[derive(serde::Serialize, Default)]
+struct DayUsage {
+    account: String,
+    date: String,
+    billed: u64,
+    free: u64,
+    total: u64,
+    results: BTreeMap<String, u64>,
+}
+
+pub async fn usage(args: UsageArgs) -> anyhow::Result<()> {
+    let backend = args.store.open()?;
+    let rows = backend
+        .ledger
+        .usage(&UsageFilter {
+            account: args.account.clone(),
+            from_day: args.from,
+            to_day: args.to,
+        })
+        .await?;
+    match args.format.as_str() {
+        "csv" => {
+            let mut out = csv::Writer::from_writer(std::io::stdout());
+            out.write_record([
+                "account",
+                "date",
+                "result",
+                "description",
+                "billed",
+                "count",
+            ])?;
+            for r in &rows {
+                let description =
+                    ResultCode::from_code(r.result).map_or("", |c| c.description(Lang::En));
+                out.write_record([
+                    r.account.as_str(),
+                    &day_string(r.day),
+                    &r.result.to_string(),
+                    description,
+                    if r.billed { "true" } else { "false" },
+                    &r.count.to_string(),
+                ])?;
+            }
+            out.flush()?;
+            Ok(())
+        }
+        format => {
+            let mut days: BTreeMap<(String, i32), DayUsage> = BTreeMap::new();
+            for r in &rows {
+                let d = days
+                    .entry((r.account.clone(), r.day))
+                    .or_insert_with(|| DayUsage {
+                        account: r.account.clone(),
+                        date: day_string(r.day),
+                        ..DayUsage::default()
+                    });
+                if r.billed {
+                    d.billed += r.count;
+                } else {
+                    d.free += r.count;
+                }
+                d.total += r.count;
+                *d.results.entry(r.result.to_string()).or_default() += r.count;
+            }
+            let days: Vec<DayUsage> = days.into_values().collect();
+            if format == "json" {
+                let billed: u64 = days.iter().map(|d| d.billed).sum();
+                let free: u64 = days.iter().map(|d| d.free).sum();
+                return print_json(&serde_json::json!({
+                    "days": days,
+                    "totals": {"billed": billed, "free": free, "total": billed + free},
+                }));
+            }
+            println!(
+                "{:<20} {:<10} {:>8} {:>8} {:>8}  results",
+                "ACCOUNT", "DATE", "BILLED", "FREE", "TOTAL"
+            );
+            for d in &days {
+                let results: Vec<String> =
+                    d.results.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                println!(
+                    "{:<20} {:<10} {:>8} {:>8} {:>8}  {}",
+                    d.account,
+                    d.date,
+                    d.billed,
+                    d.free,
+                    d.total,
+                    results.join(" ")
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_units_and_bounds() {
+        assert_eq!(parse_ttl("90"), Ok(90));
+        assert_eq!(parse_ttl("30m"), Ok(1800));
+        assert_eq!(parse_ttl("1h"), Ok(3600));
+        assert_eq!(parse_ttl("2d"), Ok(172_800));
+        assert!(parse_ttl("0s").is_err());
+        assert!(parse_ttl("1y").is_err());
+        assert!(parse_ttl("h").is_err());
+        assert!(parse_ttl("99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn usage_days_round_trip_as_beijing_dates() {
+        let day = parse_day("2026-12-04").unwrap();
+        assert_eq!(day_string(day), "2026-12-04");
+        // Beijing midnight of 2026-12-04 is 2026-12-03T16:00:00Z.
+        assert_eq!(cardcheck_domain::beijing_day(1_796_313_600), day);
+        assert!(parse_day("2026-13-01").is_err());
+    }
+}

@@ -1,0 +1,135 @@
+//! The HTTP edge (axum): one route `/` for GET and POST (protocol.md §1–§4), the admin
+//! listener, and graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use cardcheck_tc3::envelope::{CONTENT_TYPE, error_body, new_request_id};
+use cardcheck_tc3::{ApiError, ErrorCode, Language, RawRequest};
+
+use crate::state::AppState;
+
+/// Largest body read: TC3 POST allows 10 MB (protocol.md §5 "Limits"); a larger body
+/// is answered `RequestSizeLimitExceeded` without reading it all.
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// The API router: `/` (and any path, answered as the API is) for every method, so
+/// that PUT is `UnsupportedProtocol` in an envelope rather than an HTTP 405.
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .fallback(api)
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+fn envelope_response(body: Vec<u8>, request_id: &str, trace_id: Option<HeaderValue>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    // HTTP 200 and exactly `application/json` (protocol.md §4).
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-tc-requestid", v);
+    }
+    if let Some(trace) = trace_id {
+        headers.insert("x-tc-traceid", trace);
+    }
+    response
+}
+
+async fn api(State(state): State<Arc<AppState>>, request: Request<Body>) -> Response {
+    let started = Instant::now();
+    let request_id = new_request_id();
+    let (parts, body) = request.into_parts();
+    let trace_id = parts.headers.get("x-tc-traceid").cloned();
+    let body: Bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            let error = ApiError::new(ErrorCode::RequestSizeLimitExceeded);
+            let body = error_body(&error, Language::EnUs, &request_id);
+            return envelope_response(body, &request_id, trace_id);
+        }
+    };
+    let mut headers: HeaderMap = parts.headers;
+    // HTTP/2 carries the host in :authority; the signature covers it as `host`.
+    if !headers.contains_key(header::HOST)
+        && let Some(authority) = parts.uri.authority()
+        && let Ok(v) = HeaderValue::from_str(authority.as_str())
+    {
+        headers.insert(header::HOST, v);
+    }
+    let raw = RawRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &headers,
+        body: &body,
+    };
+    let answer = state.answer(&raw, &request_id, started).await;
+    let micros = started.elapsed().as_micros().try_into().unwrap_or(u64::MAX);
+    state
+        .metrics
+        .record(answer.outcome.0, &answer.outcome.1, micros);
+    tracing::debug!(
+        request_id = %request_id,
+        outcome = %answer.outcome.1,
+        micros,
+        "answered"
+    );
+    envelope_response(answer.body, &request_id, trace_id)
+}
+
+/// The admin router: `/healthz`, `/readyz`, `/metrics`.
+pub fn admin_app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    // Ready when the store answers a read.
+    match state.backend.accounts.account("").await {
+        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let (hits, misses) = state.decryptor.cache_stats();
+    let text = state.metrics.render(&[
+        (
+            "cardcheck_datakey_cache_hits",
+            "Encryption data keys served from the cache.",
+            hits as f64,
+        ),
+        (
+            "cardcheck_datakey_cache_misses",
+            "Encryption data keys unwrapped with the private key.",
+            misses as f64,
+        ),
+    ]);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and
+/// finishes in-flight requests (SIGINT/SIGTERM handling is the caller's).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

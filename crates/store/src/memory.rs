@@ -1,0 +1,153 @@
+//! In-process implementations of the shared-state traits, for the embedded backend
+//! (one node owns its data directory, so its memory is the whole deployment's state).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::{RateLimiter, ReplayBegin, ReplayCache, StoreError};
+
+/// How long a final answer is replayed: the ±300 s signature window on both sides.
+pub const REPLAY_TTL: Duration = Duration::from_secs(600);
+/// A claim whose owner vanished (crash, dropped connection) expires after this.
+pub const IN_FLIGHT_TTL: Duration = Duration::from_secs(30);
+/// Entries kept before expired ones are swept.
+const SWEEP_AT: usize = 100_000;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// GCRA ("virtual scheduling"): each key has a theoretical arrival time `tat`; a
+/// request is allowed when `max(tat, now) + T - now <= burst × T`, where `T = 1/rate`.
+/// With burst equal to the rate, an idle account may send one second's worth at once,
+/// then one request every `T` (issue 5).
+#[derive(Debug, Default)]
+pub struct MemoryRateLimiter {
+    tats: Mutex<HashMap<String, Instant>>,
+}
+
+impl MemoryRateLimiter {
+    /// The decision at `now` (separate for tests with a fake time).
+    pub fn acquire_at(&self, key: &str, rate_per_second: u32, burst: u32, now: Instant) -> bool {
+        if rate_per_second == 0 {
+            return false;
+        }
+        let interval = Duration::from_secs(1) / rate_per_second;
+        let tolerance = interval * burst.max(1);
+        let mut tats = lock(&self.tats);
+        if tats.len() >= SWEEP_AT {
+            tats.retain(|_, tat| *tat > now);
+        }
+        let tat = tats.get(key).copied().unwrap_or(now).max(now);
+        let new_tat = tat + interval;
+        if new_tat.duration_since(now) > tolerance {
+            return false;
+        }
+        tats.insert(key.to_owned(), new_tat);
+        true
+    }
+}
+
+#[async_trait]
+impl RateLimiter for MemoryRateLimiter {
+    async fn acquire(
+        &self,
+        key: &str,
+        rate_per_second: u32,
+        burst: u32,
+    ) -> Result<bool, StoreError> {
+        Ok(self.acquire_at(key, rate_per_second, burst, Instant::now()))
+    }
+}
+
+#[derive(Debug)]
+enum ReplayEntry {
+    InFlight(Instant),
+    Done(Instant, Vec<u8>),
+}
+
+/// Replay cache in memory, entries expiring after [`REPLAY_TTL`].
+#[derive(Debug, Default)]
+pub struct MemoryReplayCache {
+    entries: Mutex<HashMap<[u8; 32], ReplayEntry>>,
+}
+
+#[async_trait]
+impl ReplayCache for MemoryReplayCache {
+    async fn begin(&self, key: &[u8; 32]) -> Result<ReplayBegin, StoreError> {
+        let now = Instant::now();
+        let mut entries = lock(&self.entries);
+        if entries.len() >= SWEEP_AT {
+            entries.retain(|_, e| match e {
+                ReplayEntry::InFlight(at) => now.duration_since(*at) < IN_FLIGHT_TTL,
+                ReplayEntry::Done(at, _) => now.duration_since(*at) < REPLAY_TTL,
+            });
+        }
+        match entries.get(key) {
+            Some(ReplayEntry::Done(at, body)) if now.duration_since(*at) < REPLAY_TTL => {
+                return Ok(ReplayBegin::Replay(body.clone()));
+            }
+            Some(ReplayEntry::InFlight(at)) if now.duration_since(*at) < IN_FLIGHT_TTL => {
+                return Ok(ReplayBegin::InFlight);
+            }
+            _ => {}
+        }
+        entries.insert(*key, ReplayEntry::InFlight(now));
+        Ok(ReplayBegin::First)
+    }
+
+    async fn finish(&self, key: &[u8; 32], final_body: Option<&[u8]>) -> Result<(), StoreError> {
+        let mut entries = lock(&self.entries);
+        match final_body {
+            Some(body) => {
+                entries.insert(*key, ReplayEntry::Done(Instant::now(), body.to_vec()));
+            }
+            None => {
+                entries.remove(key);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gcra_allows_the_burst_then_the_rate() {
+        let limiter = MemoryRateLimiter::default();
+        let t0 = Instant::now();
+        let burst = (0..100)
+            .filter(|_| limiter.acquire_at("a", 20, 20, t0))
+            .count();
+        assert_eq!(burst, 20);
+        // Half a second later ten more have been earned, not more.
+        let t1 = t0 + Duration::from_millis(500);
+        let refill = (0..100)
+            .filter(|_| limiter.acquire_at("a", 20, 20, t1))
+            .count();
+        assert_eq!(refill, 10);
+        // Another key is independent.
+        assert!(limiter.acquire_at("b", 20, 20, t1));
+        assert!(!limiter.acquire_at("c", 0, 20, t1));
+    }
+
+    #[tokio::test]
+    async fn replay_cache_claims_replays_and_forgets_transient_answers() {
+        let cache = MemoryReplayCache::default();
+        let key = [1u8; 32];
+        assert_eq!(cache.begin(&key).await.unwrap(), ReplayBegin::First);
+        assert_eq!(cache.begin(&key).await.unwrap(), ReplayBegin::InFlight);
+        cache.finish(&key, None).await.unwrap();
+        assert_eq!(cache.begin(&key).await.unwrap(), ReplayBegin::First);
+        cache.finish(&key, Some(b"body")).await.unwrap();
+        assert_eq!(
+            cache.begin(&key).await.unwrap(),
+            ReplayBegin::Replay(b"body".to_vec())
+        );
+    }
+}
