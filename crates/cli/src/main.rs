@@ -5,6 +5,8 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod migrate;
+mod registry;
 mod serve;
 mod store_args;
 mod verify;
@@ -33,6 +35,11 @@ enum Command {
     /// Credentials: create, revoke, temporary tokens, Encryption public keys.
     #[command(subcommand)]
     Key(admin::KeyCommand),
+    /// The cardholder registry: import, generate, stats.
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
+    /// Copy an embedded data directory into PostgreSQL (--database-url).
+    Migrate(migrate::MigrateArgs),
     /// The sandbox's reserved test cards.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
@@ -90,6 +97,8 @@ fn main() -> ExitCode {
                 admin::run(async move { admin::sandbox_list(json) }).await
             }
             Command::Usage(args) => admin::run(admin::usage(args)).await,
+            Command::Registry(cmd) => registry::run(cmd).await,
+            Command::Migrate(args) => migrate::run(args).await,
         }
     })
 }

@@ -27,7 +27,7 @@ use cardcheck_domain::{AttemptCounter, Source};
 
 pub use model::{
     Account, AccountStatus, AccountUpdate, Credential, CredentialKind, IssuedCredential,
-    LedgerEntry, RegistryRecord, RegistryStats, UsageFilter, UsageRow,
+    LedgerEntry, RegistryRecord, RegistryStats, UpsertCounts, UsageFilter, UsageRow,
 };
 pub use secrets::MasterKey;
 
@@ -92,9 +92,10 @@ pub trait AccountStore: Send + Sync {
 /// The operator's cardholder registry (verification.md §3), also a verification source.
 #[async_trait]
 pub trait RegistryStore: Source {
-    /// Inserts or replaces records; returns how many were written.
-    async fn upsert(&self, records: &[RegistryRecord]) -> Result<u64, StoreError>;
-    /// Counts by status.
+    /// Inserts or replaces records by card, all or nothing; returns how many were new
+    /// and how many replaced an existing card's record.
+    async fn upsert(&self, records: &[RegistryRecord]) -> Result<UpsertCounts, StoreError>;
+    /// Counts by status and by BIN (first six digits), and storage size.
     async fn stats(&self) -> Result<RegistryStats, StoreError>;
 }
 

@@ -183,6 +183,19 @@ pub struct RegistryStats {
     pub total: u64,
     /// Records per status word, sorted by word.
     pub by_status: Vec<(String, u64)>,
+    /// Records per BIN (first six digits of the masked card), sorted by BIN.
+    pub by_bin6: Vec<(String, u64)>,
+    /// Bytes the backend uses for the registry (the database file for SQLite), if known.
+    pub bytes: Option<u64>,
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct UpsertCounts {
+    /// Cards not seen before.
+    pub inserted: u64,
+    /// Cards whose record was replaced.
+    pub updated: u64,
 }
 
 /// One answered verification (issue 5).

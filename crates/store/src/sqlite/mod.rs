@@ -29,7 +29,7 @@ use crate::secrets::{KeyedHash, MasterKey};
 use crate::{
     Account, AccountStatus, AccountStore, AccountUpdate, Backend, Credential, CredentialKind,
     IssuedCredential, Ledger, LedgerEntry, RegistryRecord, RegistryStats, RegistryStore,
-    ServerKeyStore, StoreError, UsageFilter, UsageRow,
+    ServerKeyStore, StoreError, UpsertCounts, UsageFilter, UsageRow,
 };
 
 /// The database file inside the data directory.
@@ -615,11 +615,15 @@ impl Source for SqliteStore {
 
 #[async_trait]
 impl RegistryStore for SqliteStore {
-    async fn upsert(&self, records: &[RegistryRecord]) -> Result<u64, StoreError> {
+    async fn upsert(&self, records: &[RegistryRecord]) -> Result<UpsertCounts, StoreError> {
         let now = now_unix();
         let mut conn = lock(&self.admin);
         let tx = conn.transaction().map_err(db_err)?;
+        let mut counts = UpsertCounts::default();
         {
+            let mut exists = tx
+                .prepare_cached("SELECT 1 FROM registry WHERE card_hash = ?1")
+                .map_err(db_err)?;
             let mut stmt = tx
                 .prepare_cached(
                     "INSERT INTO registry (card_hash, name_hash, masked, status, updated_at) \
@@ -629,8 +633,14 @@ impl RegistryStore for SqliteStore {
                 )
                 .map_err(db_err)?;
             for r in records {
+                let card_hash = self.key.card_hash(r.card.digits());
+                if exists.exists([card_hash.as_slice()]).map_err(db_err)? {
+                    counts.updated += 1;
+                } else {
+                    counts.inserted += 1;
+                }
                 stmt.execute(params![
-                    self.key.card_hash(r.card.digits()).as_slice(),
+                    card_hash.as_slice(),
                     self.key.name_hash(r.name.comparison_key()).as_slice(),
                     r.card.masked(),
                     r.status.as_word(),
@@ -640,7 +650,7 @@ impl RegistryStore for SqliteStore {
             }
         }
         tx.commit().map_err(db_err)?;
-        Ok(records.len() as u64)
+        Ok(counts)
     }
 
     async fn stats(&self) -> Result<RegistryStats, StoreError> {
@@ -652,9 +662,17 @@ impl RegistryStore for SqliteStore {
                     Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut stmt = c.prepare(
+                "SELECT substr(masked, 1, 6) AS bin, count(*) FROM registry GROUP BY bin ORDER BY bin",
+            )?;
+            let by_bin6 = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(RegistryStats {
                 total: by_status.iter().map(|(_, n)| n).sum(),
                 by_status,
+                by_bin6,
+                bytes: std::fs::metadata(&self.path).ok().map(|m| m.len()),
             })
         })
     }
