@@ -409,11 +409,8 @@ async fn encrypted_fields_give_the_same_result_and_bad_ciphertext_its_code() {
             // Tampered ciphertext: one code, whatever broke.
             let mut tampered = call.clone();
             let ct = tampered.params["BankCard"].as_str().unwrap().to_owned();
-            let flipped = if ct.starts_with('A') {
-                format!("B{}", &ct[1..])
-            } else {
-                format!("A{}", &ct[1..])
-            };
+            let first = if ct.starts_with('A') { "B" } else { "A" };
+            let flipped = format!("{first}{}", &ct[1..]);
             tampered.params.insert("BankCard".into(), json!(flipped));
             assert_eq!(
                 error_of(&s.send(&tampered).await.1),
