@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod bench;
 mod migrate;
 mod registry;
 mod serve;
@@ -38,6 +39,8 @@ enum Command {
     /// The cardholder registry: import, generate, stats.
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
+    /// Load-generate signed requests against an endpoint and report throughput and latency.
+    Bench(bench::BenchArgs),
     /// Copy an embedded data directory into PostgreSQL (--database-url).
     Migrate(migrate::MigrateArgs),
     /// The sandbox's reserved test cards.
@@ -99,6 +102,7 @@ fn main() -> ExitCode {
             Command::Usage(args) => admin::run(admin::usage(args)).await,
             Command::Registry(cmd) => registry::run(cmd).await,
             Command::Migrate(args) => migrate::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     })
 }
