@@ -46,7 +46,7 @@ else
         --no-input -r requirements.txt
     "$VENV/bin/python" -c 'from tencentcloud.faceid.v20180301 import faceid_client, models; from tencentcloud.common.common_client import CommonClient'
     printf '%s' "$py_hash" > "$PY_STAMP"
-    echo "install.sh: python venv ready in $(( ($(now_ms) - t0) ))ms"
+    echo "install.sh: python venv ready in $(( $(now_ms) - t0 ))ms"
 fi
 
 # ------------------------------------------------------------------ Node SDK
@@ -72,5 +72,5 @@ else
     lockfile=package-lock.json
     [ -f "$lockfile" ] || lockfile=package.json
     printf '%s' "$(hash_of package.json "$lockfile" "node=$(node --version)")" > "$NODE_STAMP"
-    echo "install.sh: node_modules ready in $(( ($(now_ms) - t0) ))ms"
+    echo "install.sh: node_modules ready in $(( $(now_ms) - t0 ))ms"
 fi

@@ -13,7 +13,7 @@ set -uo pipefail
 
 COMPAT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$COMPAT_DIR/.." && pwd)"
-cd "$REPO_ROOT"
+cd "$REPO_ROOT" || exit 1
 
 "$COMPAT_DIR/install.sh" || { echo "compat: install.sh failed" >&2; exit 1; }
 

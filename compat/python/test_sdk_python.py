@@ -102,9 +102,27 @@ def test_bankcard2e_verification(server, sign_method, req_method, card, language
 
 
 def test_request_ids_are_unique(server):
+    # Three *different* requests. Identical TC3 requests signed in the same second are
+    # byte-identical (TC3 has no nonce) and count as retries of one request, which get
+    # the first answer back with its RequestId (verification.md §4; next test).
+    requests = [
+        (make_client(server), PASS_CARD),
+        (make_client(server), MISMATCH_CARD),
+        (make_client(server, sign_method="HmacSHA256"), PASS_CARD),
+    ]
+    ids = {client.BankCard2EVerification(verify_request(card=card)).RequestId for client, card in requests}
+    assert len(ids) == 3, ids
+
+
+def test_identical_request_is_a_retry(server, monkeypatch):
+    # The same signed request twice (fixed timestamp, so the same TC3 signature): the
+    # retry gets the first answer back, same Result and RequestId (verification.md §4).
+    fixed = int(time.time())
+    monkeypatch.setattr(sdk_abstract_client, "time", types.SimpleNamespace(time=lambda: fixed))
     client = make_client(server)
-    ids = {client.BankCard2EVerification(verify_request()).RequestId for _ in range(3)}
-    assert len(ids) == 3
+    first = client.BankCard2EVerification(verify_request(card=MISMATCH_CARD))
+    again = client.BankCard2EVerification(verify_request(card=MISMATCH_CARD))
+    assert (again.Result, again.RequestId) == (first.Result, first.RequestId) == ("-4", first.RequestId)
 
 
 def test_call_json_generic_path(server):

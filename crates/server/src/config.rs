@@ -22,6 +22,9 @@ pub struct ServerConfig {
     /// How long a loaded credential is trusted before it is read again: the bound on
     /// how late a revocation or an account-status change takes effect.
     pub credential_ttl: Duration,
+    /// Longest a request may take from its first byte to its answer (a slow body
+    /// included); past it the client gets `InternalError`.
+    pub request_timeout: Duration,
     /// The BIN table (built-in plus operator extras).
     pub bins: Arc<BinTable>,
 }
@@ -34,6 +37,7 @@ impl Default for ServerConfig {
             allow_unknown_params: false,
             extra_hosts: Vec::new(),
             credential_ttl: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(10),
             bins: BinTable::builtin_shared(),
         }
     }

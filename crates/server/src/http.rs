@@ -46,6 +46,40 @@ fn envelope_response(body: Vec<u8>, request_id: &str, trace_id: Option<HeaderVal
 async fn api(State(state): State<Arc<AppState>>, request: Request<Body>) -> Response {
     let started = Instant::now();
     let request_id = new_request_id();
+    let trace_id = request.headers().get("x-tc-traceid").cloned();
+    // A per-request deadline (issue 9), covering a slowly sent body too.
+    match tokio::time::timeout(
+        state.config.request_timeout,
+        api_within_deadline(&state, request, &request_id, started),
+    )
+    .await
+    {
+        Ok(response) => response,
+        Err(_) => {
+            state.metrics.record(
+                "error",
+                "InternalError",
+                state.config.request_timeout.as_micros() as u64,
+            );
+            tracing::warn!(request_id = %request_id, "request deadline exceeded");
+            let error =
+                ApiError::with_detail(ErrorCode::InternalError, "The request took too long.");
+            envelope_response(
+                error_body(&error, Language::EnUs, &request_id),
+                &request_id,
+                trace_id,
+            )
+        }
+    }
+}
+
+async fn api_within_deadline(
+    state: &AppState,
+    request: Request<Body>,
+    request_id: &str,
+    started: Instant,
+) -> Response {
+    let request_id = request_id.to_owned();
     let (parts, body) = request.into_parts();
     let trace_id = parts.headers.get("x-tc-traceid").cloned();
     let body: Bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
@@ -76,11 +110,17 @@ async fn api(State(state): State<Arc<AppState>>, request: Request<Body>) -> Resp
     state
         .metrics
         .record(answer.outcome.0, &answer.outcome.1, micros);
-    tracing::debug!(
+    // One line per request (issue 9): identities and outcome, never a card or a name.
+    let who = answer.who.as_ref();
+    tracing::info!(
         request_id = %request_id,
+        secret_id = who.map_or("", |w| w.secret_id.as_str()),
+        action = who.map_or("", |w| w.action.as_str()),
+        client = who.and_then(|w| w.client.as_deref()).unwrap_or(""),
+        kind = answer.outcome.0,
         outcome = %answer.outcome.1,
         micros,
-        "answered"
+        "request"
     );
     envelope_response(answer.body, &request_id, trace_id)
 }

@@ -14,10 +14,12 @@ pub mod auth;
 pub mod config;
 pub mod errors;
 pub mod http;
+pub mod listener;
 pub mod metrics;
 pub mod pipeline;
 pub mod state;
 
 pub use config::ServerConfig;
 pub use http::{admin_app, app, serve};
+pub use listener::{ListenerConfig, load_tls, serve_with};
 pub use state::{AppState, StartError, load_or_create_key_ring};

@@ -32,6 +32,18 @@ pub struct Answer {
     pub body: Vec<u8>,
     /// `("result", "0")`, `("error", "AuthFailure.SignatureFailure")` or `("replay", …)`.
     pub outcome: (&'static str, String),
+    /// Who asked for what, once the request parsed (for the request log line).
+    pub who: Option<Who>,
+}
+
+/// The request log line's identity fields (issue 9): never a secret or a card.
+pub struct Who {
+    /// The SecretId.
+    pub secret_id: String,
+    /// The Action.
+    pub action: String,
+    /// The SDK's `RequestClient`.
+    pub client: Option<String>,
 }
 
 #[derive(serde::Serialize)]
@@ -87,21 +99,42 @@ impl AppState {
             Ok(p) => p,
             Err(e) => return self.error_answer(Failure::Api(e), header_language(raw), request_id),
         };
+        let mut answer = self.answer_parsed(&parsed, raw, request_id, started).await;
+        let p = parsed.params();
+        answer.who = Some(Who {
+            secret_id: cardcheck_tc3::error::sanitize_name(parsed.secret_id()),
+            action: cardcheck_tc3::error::sanitize_name(&p.action),
+            client: p
+                .request_client
+                .as_deref()
+                .map(cardcheck_tc3::error::sanitize_name),
+        });
+        answer
+    }
+
+    async fn answer_parsed(
+        &self,
+        parsed: &ParsedRequest,
+        raw: &RawRequest<'_>,
+        request_id: &str,
+        started: Instant,
+    ) -> Answer {
+        let parsed = parsed;
         let language = Language::parse(parsed.params().language.as_deref());
         let lang = language.clone().unwrap_or_else(|_| header_language(raw));
-        let caller = match self.authenticate(&parsed, raw).await {
+        let caller = match self.authenticate(parsed, raw).await {
             Ok(c) => c,
             Err(f) => return self.error_answer(f, lang, request_id),
         };
         if let Err(e) = language {
             return self.error_answer(Failure::Api(e), lang, request_id);
         }
-        if let Err(f) = check_account_and_action(&caller, &parsed) {
+        if let Err(f) = check_account_and_action(&caller, parsed) {
             return self.error_answer(f, lang, request_id);
         }
 
         // verification.md §4: an identical retry gets the first final answer back.
-        let key = replay_key(&parsed);
+        let key = replay_key(parsed);
         let waited_since = Instant::now();
         loop {
             match self.backend.replays.begin(&key).await {
@@ -111,6 +144,7 @@ impl AppState {
                     return Answer {
                         body,
                         outcome: ("replay", "final".into()),
+                        who: None,
                     };
                 }
                 Ok(ReplayBegin::InFlight) if waited_since.elapsed() < IN_FLIGHT_WAIT => {
@@ -136,6 +170,7 @@ impl AppState {
             Ok((result, body)) => Answer {
                 body,
                 outcome: ("result", result.wire().to_owned()),
+                who: None,
             },
             Err(f) => self.error_answer(f, lang, request_id),
         }
@@ -228,6 +263,7 @@ impl AppState {
         Answer {
             body: cardcheck_tc3::envelope::error_body(&error, lang, request_id),
             outcome: ("error", code.as_str().to_owned()),
+            who: None,
         }
     }
 }

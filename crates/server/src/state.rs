@@ -88,6 +88,11 @@ impl AppState {
         }))
     }
 
+    /// Whether the sandbox catalogue answers.
+    pub fn sandbox_enabled(&self) -> bool {
+        self.config.sandbox
+    }
+
     /// The backend.
     pub fn backend(&self) -> &Backend {
         &self.backend
