@@ -14,7 +14,7 @@ mod verify;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// cardcheck — a self-hostable Tencent Cloud faceid BankCard2EVerification service.
 #[derive(Debug, Parser)]
@@ -78,7 +78,11 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -92,7 +96,7 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(args, matches.subcommand_matches("serve")).await,
             Command::Verify(args) => verify::run(args).await,
             Command::Account(cmd) => admin::run(admin::account(cmd)).await,
             Command::Key(cmd) => admin::run(admin::key(cmd)).await,

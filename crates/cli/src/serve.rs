@@ -1,38 +1,67 @@
-//! `cardcheck serve` (docs/cli.md "Server").
+//! `cardcheck serve` (docs/cli.md "Server"; configuration in docs/configuration.md).
+//!
+//! Every setting comes from, in order of precedence: a flag, its environment variable,
+//! the `--config` TOML file, the built-in default. Without a config file the demo
+//! profile is the default; with one, production (no sandbox) unless it says `demo`.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use cardcheck_domain::{BinTable, SystemClock};
-use cardcheck_server::{AppState, ServerConfig};
+use cardcheck_server::{AppState, ListenerConfig, ServerConfig};
 use cardcheck_store::Backend;
+use clap::parser::ValueSource;
+use serde::Deserialize;
 
 use crate::store_args::StoreArgs;
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
 
 /// `cardcheck serve` options.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     store: StoreArgs,
-    /// API listen address; port 0 picks a free port.
-    #[arg(long, env = "CARDCHECK_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// Health, readiness and metrics listen address.
-    #[arg(long, env = "CARDCHECK_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
-    admin_listen: SocketAddr,
+    /// API listen address [default: 127.0.0.1:8080]; port 0 picks a free port.
+    #[arg(long, env = "CARDCHECK_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Health, readiness and metrics listen address [default: 127.0.0.1:9090].
+    #[arg(long, env = "CARDCHECK_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
+    /// TOML configuration file (see docs/configuration.md).
+    #[arg(long, env = "CARDCHECK_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Demo profile: sandbox cards on, and on a fresh data directory a `demo` account
-    /// whose credentials are printed once. The default.
+    /// whose credentials are printed once. The default without --config.
     #[arg(long, overrides_with = "no_demo")]
     demo: bool,
     /// Production profile: no sandbox cards, no demo account.
     #[arg(long, overrides_with = "demo")]
     no_demo: bool,
+    /// TLS certificate chain (PEM) for the API listener.
+    #[arg(
+        long,
+        env = "CARDCHECK_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(
+        long,
+        env = "CARDCHECK_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
     /// Extra BIN table (CSV in the built-in table's format) merged at start-up.
     #[arg(long, value_name = "FILE")]
-    extra_bins: Option<std::path::PathBuf>,
+    extra_bins: Option<PathBuf>,
     /// Treat Luhn failures as `-7` for UnionPay and domestic BINs too.
     #[arg(long)]
     strict_luhn: bool,
@@ -42,10 +71,103 @@ pub struct ServeArgs {
     /// Public host name(s) clients sign when a reverse proxy rewrites `Host`.
     #[arg(long = "public-host", value_name = "HOST")]
     public_hosts: Vec<String>,
+    /// Seconds a client has to send a request head [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    header_timeout: Option<u64>,
+    /// Seconds a request may take from its first byte to its answer [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    request_timeout: Option<u64>,
+    /// Connections served at once [default: 10000].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
 }
 
-pub async fn run(args: ServeArgs) -> ExitCode {
-    match serve(args).await {
+/// The `--config` file. Unknown keys are errors, so a typo is caught at start.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    listen: Option<SocketAddr>,
+    admin_listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    redis_url: Option<String>,
+    demo: Option<bool>,
+    #[serde(default)]
+    tls: Option<TlsSection>,
+    #[serde(default)]
+    verification: VerificationSection,
+    #[serde(default)]
+    limits: LimitsSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSection {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerificationSection {
+    sandbox: Option<bool>,
+    strict_luhn: Option<bool>,
+    allow_unknown_params: Option<bool>,
+    extra_bins: Option<PathBuf>,
+    #[serde(default)]
+    public_hosts: Vec<String>,
+    credential_cache_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsSection {
+    header_timeout_seconds: Option<u64>,
+    request_timeout_seconds: Option<u64>,
+    max_connections: Option<usize>,
+}
+
+impl ConfigFile {
+    /// Reads and validates a config file; errors name the file and the mistake.
+    pub fn load(path: &Path) -> anyhow::Result<ConfigFile> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the config file {}", path.display()))?;
+        let config: ConfigFile = toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {}",
+                path.display(),
+                e.to_string().trim_end().replace('\n', " ")
+            )
+        })?;
+        if config.database_url.is_some() != config.redis_url.is_some() {
+            bail!("{}: database_url and redis_url go together", path.display());
+        }
+        for (name, value) in [
+            (
+                "limits.header_timeout_seconds",
+                config.limits.header_timeout_seconds,
+            ),
+            (
+                "limits.request_timeout_seconds",
+                config.limits.request_timeout_seconds,
+            ),
+        ] {
+            if value == Some(0) {
+                bail!("{}: {name} must be at least 1", path.display());
+            }
+        }
+        if config.limits.max_connections == Some(0) {
+            bail!(
+                "{}: limits.max_connections must be at least 1",
+                path.display()
+            );
+        }
+        Ok(config)
+    }
+}
+
+pub async fn run(args: ServeArgs, matches: Option<&clap::ArgMatches>) -> ExitCode {
+    match serve(args, matches).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -54,10 +176,75 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let demo = !args.no_demo;
-    let backend = args.store.open()?;
-    let bins = match &args.extra_bins {
+/// Whether the user set `id` by flag or environment (not clap's default).
+fn user_set(matches: Option<&clap::ArgMatches>, id: &str) -> bool {
+    matches
+        .and_then(|m| m.value_source(id))
+        .is_some_and(|s| s != ValueSource::DefaultValue)
+}
+
+async fn serve(mut args: ServeArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => Some(ConfigFile::load(path)?),
+        None => None,
+    };
+    let file_ref = file.as_ref();
+    if let Some(f) = file_ref {
+        if !user_set(matches, "data_dir")
+            && let Some(dir) = &f.data_dir
+        {
+            args.store.data_dir = dir.clone();
+        }
+        if args.store.database_url.is_none() {
+            args.store.database_url = f.database_url.clone();
+            args.store.redis_url = f.redis_url.clone();
+        }
+    }
+    let demo = if args.demo {
+        true
+    } else if args.no_demo {
+        false
+    } else {
+        file_ref.map_or(true, |f| f.demo.unwrap_or(false))
+    };
+    let verification = file_ref.map(|f| &f.verification);
+    let limits = file_ref.map(|f| &f.limits);
+    let listen = args
+        .listen
+        .or(file_ref.and_then(|f| f.listen))
+        .unwrap_or_else(|| {
+            DEFAULT_LISTEN
+                .parse()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)))
+        });
+    let admin_listen = args
+        .admin_listen
+        .or(file_ref.and_then(|f| f.admin_listen))
+        .unwrap_or_else(|| {
+            DEFAULT_ADMIN_LISTEN
+                .parse()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9090)))
+        });
+    let tls_files = match (
+        &args.tls_cert,
+        &args.tls_key,
+        file_ref.and_then(|f| f.tls.as_ref()),
+    ) {
+        (Some(c), Some(k), _) => Some((c.clone(), k.clone())),
+        (_, _, Some(t)) => Some((t.cert.clone(), t.key.clone())),
+        _ => None,
+    };
+    let tls = match &tls_files {
+        Some((cert, key)) => {
+            Some(cardcheck_server::load_tls(cert, key).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
+    let extra_bins = args
+        .extra_bins
+        .clone()
+        .or(verification.and_then(|v| v.extra_bins.clone()));
+    let bins = match &extra_bins {
         None => BinTable::builtin_shared(),
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -67,14 +254,51 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             )
         }
     };
+    let mut public_hosts = args.public_hosts.clone();
+    public_hosts.extend(
+        verification
+            .map(|v| v.public_hosts.clone())
+            .unwrap_or_default(),
+    );
     let config = ServerConfig {
-        sandbox: demo,
-        strict_luhn: args.strict_luhn,
-        allow_unknown_params: args.allow_unknown_params,
-        extra_hosts: args.public_hosts.clone(),
-        credential_ttl: Duration::from_secs(2),
+        sandbox: verification.and_then(|v| v.sandbox).unwrap_or(demo) || args.demo,
+        strict_luhn: args.strict_luhn || verification.and_then(|v| v.strict_luhn).unwrap_or(false),
+        allow_unknown_params: args.allow_unknown_params
+            || verification
+                .and_then(|v| v.allow_unknown_params)
+                .unwrap_or(false),
+        extra_hosts: public_hosts,
+        credential_ttl: Duration::from_secs(
+            verification
+                .and_then(|v| v.credential_cache_seconds)
+                .unwrap_or(2)
+                .min(5),
+        ),
+        request_timeout: Duration::from_secs(
+            args.request_timeout
+                .or(limits.and_then(|l| l.request_timeout_seconds))
+                .unwrap_or(10)
+                .max(1),
+        ),
         bins,
     };
+    let listener_config = ListenerConfig {
+        tls,
+        header_read_timeout: Duration::from_secs(
+            args.header_timeout
+                .or(limits.and_then(|l| l.header_timeout_seconds))
+                .unwrap_or(10)
+                .max(1),
+        ),
+        max_connections: args
+            .max_connections
+            .or(limits.and_then(|l| l.max_connections))
+            .unwrap_or(10_000)
+            .max(1),
+        ..ListenerConfig::default()
+    };
+
+    let backend = args.store.open()?;
     let demo_credentials = if demo {
         create_demo_account(&backend).await?
     } else {
@@ -84,20 +308,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("cannot start")?;
 
-    let api = tokio::net::TcpListener::bind(args.listen)
+    let api = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let admin = tokio::net::TcpListener::bind(args.admin_listen)
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let admin = tokio::net::TcpListener::bind(admin_listen)
         .await
-        .with_context(|| format!("cannot listen on {} (admin)", args.admin_listen))?;
+        .with_context(|| format!("cannot listen on {admin_listen} (admin)"))?;
     let api_addr = api.local_addr()?;
     let admin_addr = admin.local_addr()?;
+    let scheme = if listener_config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     // The first stdout line is the contract scripts read the port from.
-    println!("listening on http://{api_addr}");
+    println!("listening on {scheme}://{api_addr}");
     println!("admin on http://{admin_addr} (/healthz, /readyz, /metrics)");
     println!("store: {}", backend.description);
-    if demo {
-        println!("demo profile: sandbox cards enabled (cardcheck sandbox list)");
+    if state.sandbox_enabled() {
+        println!("sandbox cards enabled (cardcheck sandbox list)");
     }
     if let Some(issued) = demo_credentials {
         println!("demo account created; its SecretKey is shown only now:");
@@ -105,7 +334,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("  SecretKey: {}", issued.secret_key);
         println!("try:");
         println!(
-            "  cardcheck verify --endpoint http://{api_addr} --secret-id {} --secret-key {} --name 'Wei Xiaobao' --card 6225768888888888",
+            "  cardcheck verify --endpoint {scheme}://{api_addr} --secret-id {} --secret-key {} --name 'Wei Xiaobao' --card 6225768888888888",
             issued.secret_id, issued.secret_key
         );
     }
@@ -115,14 +344,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let api_task = tokio::spawn(cardcheck_server::serve(
+    let api_task = tokio::spawn(cardcheck_server::serve_with(
         api,
         cardcheck_server::app(state.clone()),
+        listener_config,
         stopped(stop_rx.clone()),
     ));
-    let admin_task = tokio::spawn(cardcheck_server::serve(
+    let admin_task = tokio::spawn(cardcheck_server::serve_with(
         admin,
         cardcheck_server::admin_app(state.clone()),
+        ListenerConfig::default(),
         stopped(stop_rx),
     ));
     shutdown_signal().await;
@@ -169,5 +400,41 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<ConfigFile> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("cardcheck.toml");
+        std::fs::write(&path, text)?;
+        ConfigFile::load(&path)
+    }
+
+    #[test]
+    fn config_files_are_validated_with_one_clear_message() {
+        let ok = parse(
+            "listen = \"0.0.0.0:8443\"\ndemo = false\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n\
+             [verification]\nsandbox = true\npublic_hosts = [\"faceid.example.com\"]\n\
+             [limits]\nmax_connections = 100\n",
+        )
+        .unwrap();
+        assert_eq!(ok.listen, Some("0.0.0.0:8443".parse().unwrap()));
+        assert_eq!(ok.verification.sandbox, Some(true));
+        for (bad, needle) in [
+            ("listen = \"nowhere\"", "listen"),
+            ("lisen = \"127.0.0.1:1\"", "lisen"),
+            ("[limits]\nmax_connections = 0", "max_connections"),
+            ("database_url = \"postgres://x\"", "go together"),
+            ("[tls]\ncert = \"c.pem\"", "key"),
+            ("not toml at all [", ""),
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains(needle), "{bad:?}: {e}");
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
     }
 }
