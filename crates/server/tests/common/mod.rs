@@ -65,8 +65,23 @@ impl Call {
 }
 
 pub async fn server_with(config: ServerConfig) -> TestServer {
+    server_with_keys(config, None).await
+}
+
+/// As [`server_with`], with a given Encryption key ring stored before start-up.
+pub async fn server_with_keys(
+    config: ServerConfig,
+    keys: Option<cardcheck_encryption::KeyRing>,
+) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let backend = cardcheck_store::open_sqlite(dir.path()).unwrap();
+    if let Some(keys) = keys {
+        backend
+            .keys
+            .save_server_keys(&keys.to_bytes())
+            .await
+            .unwrap();
+    }
     let clock = Arc::new(FixedClock::new(NOW));
     let state = AppState::new(backend.clone(), config, clock.clone())
         .await
