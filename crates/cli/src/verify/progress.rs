@@ -1,0 +1,257 @@
+//! Batch progress and the final summary, both on stderr (issue 11): a bar redrawn
+//! with `\r` on a terminal, plain periodic lines otherwise.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use cardcheck_domain::result::ResultCode;
+use serde_json::json;
+
+/// Counters of one run.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    /// Rows finished in this run (answered or failed).
+    pub(crate) done: u64,
+    /// Rows skipped because the output already answers them (`--resume`).
+    pub(crate) skipped: u64,
+    /// Answered rows by Result.
+    pub(crate) by_result: BTreeMap<String, u64>,
+    /// Billed answers (verification.md §2 step 8: 0, -1, -4…-15, -18).
+    pub(crate) billed: u64,
+    /// Failed rows by error code.
+    pub(crate) errors: BTreeMap<String, u64>,
+    /// Requests sent, retries included.
+    pub(crate) attempts: u64,
+    /// Requests beyond the first of each row.
+    pub(crate) retries: u64,
+    /// Answered rows whose Result is not final (`-16` after the last attempt).
+    pub(crate) unfinished: u64,
+}
+
+impl Tally {
+    pub(crate) fn answered(&self) -> u64 {
+        self.by_result.values().sum()
+    }
+
+    pub(crate) fn failed(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    pub(crate) fn add_result(&mut self, result: &str) {
+        *self.by_result.entry(result.to_owned()).or_default() += 1;
+        if ResultCode::from_wire(result).is_some_and(ResultCode::billed) {
+            self.billed += 1;
+        }
+    }
+
+    pub(crate) fn add_error(&mut self, code: &str) {
+        *self.errors.entry(code.to_owned()).or_default() += 1;
+    }
+}
+
+/// Redraws or prints progress.
+#[derive(Debug)]
+pub(crate) struct Progress {
+    tty: bool,
+    enabled: bool,
+    total: u64,
+    started: Instant,
+    interval: Duration,
+    last_print: Instant,
+    drawn: bool,
+}
+
+impl Progress {
+    /// `total` = rows this run has to do (skipped rows excluded).
+    pub(crate) fn new(total: u64, tty: bool, enabled: bool, interval: Duration) -> Progress {
+        let now = Instant::now();
+        Progress {
+            tty,
+            enabled,
+            total,
+            started: now,
+            interval: if tty {
+                Duration::from_millis(200)
+            } else {
+                interval
+            },
+            last_print: now,
+            drawn: false,
+        }
+    }
+
+    /// How often [`Progress::tick`] should be called.
+    pub(crate) fn period(&self) -> Duration {
+        self.interval
+    }
+
+    /// Called periodically.
+    pub(crate) fn tick(&mut self, t: &Tally) {
+        if !self.enabled || self.last_print.elapsed() < self.interval.mul_f64(0.9) {
+            return;
+        }
+        self.last_print = Instant::now();
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let rate = if elapsed > 0.0 {
+            t.done as f64 / elapsed
+        } else {
+            0.0
+        };
+        let remaining = self.total.saturating_sub(t.done);
+        let eta = if rate > 0.0 {
+            fmt_duration(remaining as f64 / rate)
+        } else {
+            "?".to_owned()
+        };
+        let pct = if self.total > 0 {
+            t.done as f64 * 100.0 / self.total as f64
+        } else {
+            100.0
+        };
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            const WIDTH: usize = 24;
+            let filled = ((pct / 100.0) * WIDTH as f64).round() as usize;
+            let bar: String =
+                "#".repeat(filled.min(WIDTH)) + &"-".repeat(WIDTH - filled.min(WIDTH));
+            let _ = write!(
+                err,
+                "\r[{bar}] {}/{} rows {pct:.0}%  {rate:.1}/s  ETA {eta}  errors {}\x1b[K",
+                t.done,
+                self.total,
+                t.failed()
+            );
+            let _ = err.flush();
+            self.drawn = true;
+        } else {
+            let _ = writeln!(
+                err,
+                "progress: {}/{} rows ({pct:.0}%), {rate:.1} rows/s, ETA {eta}, {} errors",
+                t.done,
+                self.total,
+                t.failed()
+            );
+        }
+    }
+
+    /// Clears the bar before the summary.
+    pub(crate) fn finish(&mut self) {
+        if self.drawn {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[K");
+            let _ = err.flush();
+            self.drawn = false;
+        }
+    }
+}
+
+fn fmt_duration(secs: f64) -> String {
+    let s = secs.round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// The end-of-run report.
+#[derive(Debug)]
+pub(crate) struct Summary<'a> {
+    pub(crate) tally: &'a Tally,
+    pub(crate) total_rows: u64,
+    pub(crate) duration: Duration,
+    /// Rows neither answered nor failed because the run stopped early.
+    pub(crate) not_processed: u64,
+    pub(crate) stopped: Option<&'a str>,
+    pub(crate) output: &'a str,
+}
+
+impl Summary<'_> {
+    /// Human form, for stderr.
+    pub(crate) fn text(&self) -> String {
+        let t = self.tally;
+        let secs = self.duration.as_secs_f64();
+        let mut s = format!(
+            "summary: {} rows in {secs:.1} s ({:.1} rows/s); output {}\n",
+            self.total_rows,
+            if secs > 0.0 {
+                t.done as f64 / secs
+            } else {
+                0.0
+            },
+            self.output
+        );
+        s += &format!(
+            "  answered: {} ({} billed), errors: {}, skipped (already answered): {}, \
+             not processed: {}\n",
+            t.answered(),
+            t.billed,
+            t.failed(),
+            t.skipped,
+            self.not_processed
+        );
+        if !t.by_result.is_empty() {
+            let mut results: Vec<_> = t.by_result.iter().collect();
+            results.sort_by_key(|(r, _)| (r.parse::<i64>().map(i64::abs).unwrap_or(i64::MAX), *r));
+            let list: Vec<String> = results.iter().map(|(r, n)| format!("{r}: {n}")).collect();
+            s += &format!("  by Result: {}\n", list.join(", "));
+        }
+        if !t.errors.is_empty() {
+            let list: Vec<String> = t.errors.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+            s += &format!("  errors by code: {}\n", list.join(", "));
+        }
+        s += &format!("  requests sent: {} ({} retries)\n", t.attempts, t.retries);
+        if let Some(reason) = self.stopped {
+            s += &format!("  stopped early: {reason}\n");
+        }
+        if t.failed() > 0 || t.unfinished > 0 || self.not_processed > 0 {
+            s += "  rerun with --resume to retry the rows without a final answer\n";
+        }
+        s
+    }
+
+    /// `--json` form, for stdout.
+    pub(crate) fn json(&self) -> serde_json::Value {
+        let t = self.tally;
+        json!({
+            "rows": self.total_rows,
+            "answered": t.answered(),
+            "billed": t.billed,
+            "errors": t.failed(),
+            "skipped": t.skipped,
+            "not_processed": self.not_processed,
+            "by_result": t.by_result,
+            "errors_by_code": t.errors,
+            "requests": t.attempts,
+            "retries": t.retries,
+            "duration_secs": (self.duration.as_secs_f64() * 1000.0).round() / 1000.0,
+            "stopped": self.stopped,
+            "output": self.output,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn billing_follows_the_result_classes() {
+        let mut t = Tally::default();
+        for r in ["0", "-1", "-2", "-3", "-4", "-16", "-17", "-18", "-99"] {
+            t.add_result(r);
+        }
+        assert_eq!(t.billed, 4);
+        assert_eq!(t.answered(), 9);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(fmt_duration(5.2), "5s");
+        assert_eq!(fmt_duration(75.0), "1m15s");
+        assert_eq!(fmt_duration(3700.0), "1h01m");
+    }
+}

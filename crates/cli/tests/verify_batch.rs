@@ -1,0 +1,545 @@
+//! `cardcheck verify --input --output` (issue 11) against mock endpoints that check
+//! signatures for real: pacing, retries, resume after `kill -9`, malformed rows.
+#![allow(clippy::unwrap_used)]
+
+mod verify_mock;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cardcheck_encryption::{Decryptor, KeyAlgorithm, KeyRing};
+use verify_mock::{
+    Behaviour, Mock, SECRET_KEY, Transient, card_of, expected_result, read_output, run, verify_cmd,
+    write_input,
+};
+
+fn batch_args<'a>(input: &'a Path, output: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+/// Every input row exactly once, each with the mock's Result and no error.
+fn assert_all_answered(output: &Path, n: usize) {
+    let (_, rows) = read_output(output);
+    assert_eq!(rows.len(), n, "rows in the output");
+    let mut lines = HashSet::new();
+    for row in &rows {
+        let line: usize = row["Line"].parse().unwrap();
+        assert!(lines.insert(line), "line {line} twice");
+        let i: usize = row["id"].parse().unwrap();
+        assert_eq!(line, i + 2, "line number of row {i}");
+        assert_eq!(row["card"], card_of(i));
+        assert_eq!(row["note"], format!("note, {i}"));
+        assert_eq!(row["Result"], expected_result(&card_of(i)), "row {row:?}");
+        assert_eq!(row["ErrorCode"], "", "row {row:?}");
+        assert_eq!(row["RequestId"].len(), 36);
+    }
+}
+
+fn assert_no_secrets(text: &str, n: usize) {
+    for i in 0..n {
+        assert!(!text.contains(&card_of(i)), "card number leaked: {text}");
+    }
+    assert!(!text.contains(SECRET_KEY), "secret key leaked");
+    assert!(!text.contains("panicked"), "panic: {text}");
+}
+
+#[test]
+fn rows_400_at_qps_20_take_20_seconds_against_a_20_per_second_limit() {
+    let mock = Mock::start(Behaviour {
+        rate_limit: Some(20.0),
+        ..Behaviour::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(dir.path(), 400);
+    let output = dir.path().join("out.csv");
+    let r = run(verify_cmd(
+        &mock.url,
+        &batch_args(&input, &output, &["--qps", "20", "--json"]),
+    ));
+    let secs = r.elapsed.as_secs_f64();
+    eprintln!(
+        "400 rows at --qps 20: {secs:.2} s, {} RequestLimitExceeded seen by the server",
+        mock.state.count_outcome("RequestLimitExceeded")
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!((19.0..=21.0).contains(&secs), "took {secs:.2} s");
+    assert_all_answered(&output, 400);
+    let summary: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(summary["answered"], 400);
+    assert_eq!(summary["errors"], 0);
+    // 0, -1 and -4 are all billed (verification.md §2 step 8).
+    assert_eq!(summary["billed"], 400);
+    assert!(r.stderr.contains("summary: 400 rows"), "{}", r.stderr);
+    assert_no_secrets(&r.stderr, 400);
+    assert!(!dir.path().join("out.csv.journal").exists());
+}
+
+#[test]
+fn qps_50_against_a_20_per_second_limit_is_absorbed_by_retries() {
+    let mock = Mock::start(Behaviour {
+        rate_limit: Some(20.0),
+        ..Behaviour::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(dir.path(), 200);
+    let output = dir.path().join("out.csv");
+    let r = run(verify_cmd(
+        &mock.url,
+        &batch_args(&input, &output, &["--qps", "50", "--json"]),
+    ));
+    let limited = mock.state.count_outcome("RequestLimitExceeded");
+    eprintln!(
+        "200 rows at --qps 50: {:.2} s, {limited} RequestLimitExceeded absorbed",
+        r.elapsed.as_secs_f64()
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(limited > 0, "the limit was never hit");
+    assert_all_answered(&output, 200);
+    let summary: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(summary["retries"].as_u64().unwrap() >= limited as u64);
+    // Each row was verified once.
+    assert_eq!(mock.state.ledger().len(), 200);
+}
+
+fn kill_and_resume(extra: &[&str], behaviour: Behaviour) {
+    const ROWS: usize = 120;
+    let mock = Mock::start(Behaviour {
+        // The ledger is written before this pause: a kill during it loses the answer
+        // on the client side only.
+        delay: Duration::from_millis(300),
+        ..behaviour
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(dir.path(), ROWS);
+    let output = dir.path().join("out.csv");
+    let mut args = batch_args(&input, &output, &["--qps", "40", "--concurrency", "8"]);
+    args.extend_from_slice(extra);
+    let mut child = verify_cmd(&mock.url, &args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let (_, before) = read_output(&output);
+    assert!(
+        !before.is_empty() && before.len() < ROWS,
+        "{} rows before the kill",
+        before.len()
+    );
+    // A torn last line, as a crash in the middle of a write would leave.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&output)
+        .unwrap();
+    std::io::Write::write_all(&mut f, "77,75,张三75,62257600000".as_bytes()).unwrap();
+    drop(f);
+
+    let mut args = batch_args(&input, &output, &["--resume", "--qps", "40"]);
+    args.extend_from_slice(extra);
+    let r = run(verify_cmd(&mock.url, &args));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_all_answered(&output, ROWS);
+    assert!(
+        r.stderr
+            .contains(&format!("skipped (already answered): {}", before.len())),
+        "{}",
+        r.stderr
+    );
+    // The ledger: no card verified twice; requests lost in the kill were replayed.
+    let mut per_card: HashMap<String, usize> = HashMap::new();
+    for s in mock.state.ledger() {
+        *per_card.entry(s.card).or_default() += 1;
+    }
+    assert_eq!(per_card.len(), ROWS);
+    let twice: Vec<_> = per_card.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "verified twice: {twice:?}");
+    let replays = mock.state.count_outcome("replay");
+    eprintln!(
+        "kill -9 after {} rows; resume replayed {replays} unanswered requests",
+        before.len()
+    );
+    assert!(replays >= 1, "no in-flight request was replayed");
+}
+
+#[test]
+fn kill_9_mid_run_then_resume_answers_every_row_once_and_verifies_none_twice() {
+    kill_and_resume(&[], Behaviour::default());
+}
+
+#[test]
+fn kill_9_and_resume_with_encryption_and_v1_get() {
+    let ring = KeyRing::generate().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("sm2.pem");
+    std::fs::write(&key, ring.public_pem(KeyAlgorithm::Sm2)).unwrap();
+    kill_and_resume(
+        &[
+            "--encrypt",
+            "SM4-GCM",
+            "--public-key",
+            key.to_str().unwrap(),
+            "--sign-method",
+            "HmacSHA1",
+            "--http-method",
+            "GET",
+        ],
+        Behaviour {
+            keys: Some(Arc::new(Decryptor::new(ring))),
+            ..Behaviour::default()
+        },
+    );
+}
+
+#[test]
+fn resume_sends_only_rows_without_a_final_answer() {
+    const ROWS: usize = 40;
+    let mock = Mock::start(Behaviour::default());
+    // Row 5, 6: a client error (never retried); row 7: -16 on every attempt.
+    mock.set(|b| {
+        b.client_error.insert(card_of(5));
+        b.client_error.insert(card_of(6));
+        b.transient.insert(card_of(7), vec![Transient::Busy; 10]);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(dir.path(), ROWS);
+    let output = dir.path().join("out.csv");
+    let r = run(verify_cmd(
+        &mock.url,
+        &batch_args(&input, &output, &["--max-attempts", "2", "--qps", "200"]),
+    ));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let (_, rows) = read_output(&output);
+    assert_eq!(rows.len(), ROWS);
+    let by_id: HashMap<String, HashMap<String, String>> =
+        rows.into_iter().map(|r| (r["id"].clone(), r)).collect();
+    for i in ["5", "6"] {
+        assert_eq!(by_id[i]["ErrorCode"], "InvalidParameterValue");
+        assert_eq!(by_id[i]["Attempts"], "1", "a client error is not retried");
+        assert_eq!(by_id[i]["Result"], "");
+    }
+    assert_eq!(by_id["7"]["Result"], "-16");
+    assert_eq!(by_id["7"]["Attempts"], "2");
+    assert!(
+        r.stderr.contains("InvalidParameterValue: 2"),
+        "{}",
+        r.stderr
+    );
+
+    // Without --resume an existing output is not overwritten.
+    let r = run(verify_cmd(&mock.url, &batch_args(&input, &output, &[])));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("--resume"), "{}", r.stderr);
+
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&output)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"12,10,x,622576").unwrap();
+    drop(f);
+    mock.set(|b| *b = Behaviour::default());
+    let sent_before = mock.state.seen().len();
+    let r = run(verify_cmd(
+        &mock.url,
+        &batch_args(&input, &output, &["--resume"]),
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let resent: HashSet<String> = mock.state.seen()[sent_before..]
+        .iter()
+        .map(|s| s.card.clone())
+        .collect();
+    assert_eq!(
+        resent,
+        [card_of(5), card_of(6), card_of(7)].into_iter().collect()
+    );
+    assert_all_answered(&output, ROWS);
+    let final_bytes = std::fs::read(&output).unwrap();
+
+    // A second resume has nothing to do and changes nothing.
+    let sent_before = mock.state.seen().len();
+    let r = run(verify_cmd(
+        &mock.url,
+        &batch_args(&input, &output, &["--resume"]),
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        mock.state.seen().len(),
+        sent_before,
+        "answered rows re-sent"
+    );
+    assert_eq!(std::fs::read(&output).unwrap(), final_bytes);
+    assert!(r.stderr.contains("skipped (already answered): 40"));
+}
+
+#[test]
+fn malformed_rows_are_reported_with_their_line_number_and_written() {
+    let mock = Mock::start(Behaviour::default());
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice("\u{feff}Name,BankCard,extra\n".as_bytes()); // BOM
+    bytes.extend_from_slice(b"Wei Xiaobao,6225768888888888,\"two\nlines\"\n"); // lines 2-3
+    bytes.extend_from_slice("张三\n".as_bytes()); // 4: missing column
+    bytes.extend_from_slice(b"\xff\xfe bad,6225760000000011,x\n"); // 5: bad UTF-8
+    bytes.extend_from_slice(b"a,b,6225760000000012,x\n"); // 6: too many fields
+    bytes.extend_from_slice(b"Li Si,\xff6225760000000013,x\n"); // 7: bad UTF-8 card
+    bytes.extend_from_slice(b"Wei Xiaobao,6226090210146748,\n"); // 8: fine
+    std::fs::write(&input, &bytes).unwrap();
+    let output = dir.path().join("out.csv");
+    let r = run(verify_cmd(&mock.url, &batch_args(&input, &output, &[])));
+    assert_eq!(r.code, 1, "malformed rows are errors: {}", r.stderr);
+    for expected in [
+        "line 4: missing card column",
+        "line 5: the name is not valid UTF-8",
+        "line 6: 4 fields where the header has 3",
+        "line 7: the card number is not valid UTF-8",
+    ] {
+        assert!(r.stderr.contains(expected), "{expected}: {}", r.stderr);
+    }
+    assert!(
+        r.stderr.contains("ClientError.MalformedRow: 4"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("6225768888888888") && !r.stderr.contains("62257600000000"));
+    let raw = std::fs::read(&output).unwrap();
+    let mut reader = csv::ReaderBuilder::new().from_reader(raw.as_slice());
+    assert_eq!(
+        reader.byte_headers().unwrap(),
+        &csv::ByteRecord::from(vec![
+            "Line",
+            "Name",
+            "BankCard",
+            "extra",
+            "Result",
+            "Description",
+            "RequestId",
+            "ErrorCode",
+            "ErrorMessage",
+            "Attempts",
+            "ElapsedMs",
+            "Time"
+        ])
+    );
+    let mut by_line: HashMap<String, csv::ByteRecord> = HashMap::new();
+    for rec in reader.byte_records() {
+        let rec = rec.unwrap();
+        by_line.insert(String::from_utf8_lossy(&rec[0]).into_owned(), rec);
+    }
+    assert_eq!(by_line.len(), 6);
+    assert_eq!(&by_line["2"][4], b"0");
+    assert_eq!(&by_line["2"][3], b"two\nlines");
+    assert_eq!(&by_line["8"][4], b"-4");
+    for line in ["4", "5", "6", "7"] {
+        assert_eq!(
+            &by_line[line][7], b"ClientError.MalformedRow",
+            "line {line}"
+        );
+        assert!(String::from_utf8_lossy(&by_line[line][8]).starts_with(&format!("line {line}: ")));
+    }
+    // The bad bytes are passed through untouched.
+    assert_eq!(&by_line["5"][1], b"\xff\xfe bad");
+    assert_eq!(mock.state.seen().len(), 2);
+}
+
+#[test]
+fn retries_transient_failures_but_never_results_or_client_errors() {
+    let mock = Mock::start(Behaviour::default());
+    mock.set(|b| {
+        b.transient.insert(
+            card_of(0),
+            vec![Transient::BadGateway, Transient::BadGateway],
+        );
+        b.transient.insert(card_of(1), vec![Transient::Busy]);
+        b.transient.insert(card_of(2), vec![Transient::Internal]);
+        b.client_error.insert(card_of(4));
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(dir.path(), 6);
+    let output = dir.path().join("out.csv");
+    let r = run(verify_cmd(&mock.url, &batch_args(&input, &output, &[])));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let (_, rows) = read_output(&output);
+    let by_id: HashMap<String, HashMap<String, String>> =
+        rows.into_iter().map(|r| (r["id"].clone(), r)).collect();
+    let expect = [
+        ("0", "3", "0", ""),
+        ("1", "2", "0", ""),
+        ("2", "2", "0", ""),
+        ("3", "1", "-4", ""),
+        ("4", "1", "", "InvalidParameterValue"),
+        ("5", "1", "0", ""),
+    ];
+    for (id, attempts, result, code) in expect {
+        let row = &by_id[id];
+        assert_eq!(
+            (
+                row["Attempts"].as_str(),
+                row["Result"].as_str(),
+                row["ErrorCode"].as_str()
+            ),
+            (attempts, result, code),
+            "row {id}"
+        );
+    }
+}
+
+#[test]
+fn header_aliases_passthrough_column_options_and_masking() {
+    let mock = Mock::start(Behaviour::default());
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(
+        &input,
+        "city,holder,card_no\nShenzhen,Wei Xiaobao,6225768888888888\nBeijing,Wei Xiaobao,6226090210146748\n",
+    )
+    .unwrap();
+    let output = dir.path().join("out.csv");
+    // `holder` is not a known alias.
+    let r = run(verify_cmd(&mock.url, &batch_args(&input, &output, &[])));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("--name-column"), "{}", r.stderr);
+    let r = run(verify_cmd(
+        &mock.url,
+        &batch_args(
+            &input,
+            &output,
+            &[
+                "--name-column",
+                "holder",
+                "--card-column",
+                "card_no",
+                "--mask-card",
+                "--json",
+                "--quiet",
+            ],
+        ),
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let text = std::fs::read_to_string(&output).unwrap();
+    assert!(!text.contains("6225768888888888"), "{text}");
+    let (header, rows) = read_output(&output);
+    assert_eq!(&header[..4], ["Line", "city", "holder", "card_no"]);
+    let shenzhen = rows.iter().find(|r| r["city"] == "Shenzhen").unwrap();
+    assert_eq!(shenzhen["card_no"], "622576******8888");
+    assert_eq!(shenzhen["Result"], "0");
+    let summary: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(summary["by_result"]["0"], 1);
+    assert_eq!(summary["by_result"]["-4"], 1);
+    assert!(!r.stderr.contains("progress"), "{}", r.stderr);
+
+    // `bank_card` and `NAME` are recognised without options.
+    std::fs::write(&input, "NAME,bank_card\nWei Xiaobao,6225768888888888\n").unwrap();
+    let r = run(verify_cmd(
+        &mock.url,
+        &batch_args(&input, &output, &["--overwrite"]),
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn an_authentication_failure_stops_the_batch() {
+    let mock = Mock::start(Behaviour::default());
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(dir.path(), 100);
+    let output = dir.path().join("out.csv");
+    let mut cmd = verify_cmd(&mock.url, &batch_args(&input, &output, &[]));
+    cmd.env(
+        "TENCENTCLOUD_SECRET_KEY",
+        "wrong-secret-key-0000000000000000",
+    );
+    let r = run(cmd);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("stopped early: AuthFailure.SignatureFailure"),
+        "{}",
+        r.stderr
+    );
+    let rejected = mock.state.rejected.lock().unwrap().len();
+    assert!(rejected < 30, "{rejected} requests after the first failure");
+    assert_no_secrets(&r.stderr, 100);
+    assert!(!r.stderr.contains("wrong-secret-key"));
+}
+
+#[test]
+fn a_closed_port_stops_the_batch_with_one_reason() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(dir.path(), 50);
+    let output = dir.path().join("out.csv");
+    let r = run(verify_cmd(
+        &endpoint,
+        &batch_args(
+            &input,
+            &output,
+            &["--max-attempts", "2", "--http-method", "GET"],
+        ),
+    ));
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains(&format!(
+            "consecutive rows failed: cannot connect to {endpoint}: connection refused"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_no_secrets(&r.stderr, 50);
+    let (_, rows) = read_output(&output);
+    assert!(
+        rows.iter()
+            .all(|r| r["ErrorCode"] == "ClientError.NetworkError")
+    );
+}
+
+#[test]
+fn sigint_finishes_in_flight_rows_and_resume_completes() {
+    const ROWS: usize = 60;
+    let mock = Mock::start(Behaviour {
+        delay: Duration::from_millis(200),
+        ..Behaviour::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(dir.path(), ROWS);
+    let output = dir.path().join("out.csv");
+    let child = verify_cmd(&mock.url, &batch_args(&input, &output, &["--qps", "20"]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("stopped early: interrupted"), "{stderr}");
+    // Every request the server answered made it into the output.
+    let (_, rows) = read_output(&output);
+    assert_eq!(rows.len(), mock.state.ledger().len());
+    assert!(rows.len() < ROWS);
+    let r = run(verify_cmd(
+        &mock.url,
+        &batch_args(&input, &output, &["--resume", "--qps", "100"]),
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_all_answered(&output, ROWS);
+    assert_eq!(mock.state.ledger().len(), ROWS);
+}
