@@ -119,7 +119,6 @@ impl AppState {
         request_id: &str,
         started: Instant,
     ) -> Answer {
-        let parsed = parsed;
         let language = Language::parse(parsed.params().language.as_deref());
         let lang = language.clone().unwrap_or_else(|_| header_language(raw));
         let caller = match self.authenticate(parsed, raw).await {
@@ -157,7 +156,7 @@ impl AppState {
             }
         }
         let outcome = self
-            .verify_card(&caller, &parsed, raw, lang, request_id, started)
+            .verify_card(&caller, parsed, raw, lang, request_id, started)
             .await;
         let final_body = match &outcome {
             Ok((result, body)) if *result != ResultCode::SourceBusy => Some(body.as_slice()),
