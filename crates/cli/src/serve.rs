@@ -205,7 +205,7 @@ async fn serve(mut args: ServeArgs, matches: Option<&clap::ArgMatches>) -> anyho
     } else if args.no_demo {
         false
     } else {
-        file_ref.map_or(true, |f| f.demo.unwrap_or(false))
+        file_ref.is_none_or(|f| f.demo.unwrap_or(false))
     };
     let verification = file_ref.map(|f| &f.verification);
     let limits = file_ref.map(|f| &f.limits);
