@@ -42,6 +42,24 @@ pub enum StartError {
     Keys(String),
 }
 
+/// How often a running server looks for a rotated key ring.
+pub const KEY_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Polls the store for a rotated key ring while the state lives.
+fn spawn_key_reloader(state: std::sync::Weak<AppState>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KEY_RELOAD_INTERVAL);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(state) = state.upgrade() else { break };
+            if let Err(e) = state.reload_keys().await {
+                tracing::warn!(error = %e, "cannot reload the Encryption keys");
+            }
+        }
+    });
+}
+
 /// The stored Encryption key ring, generated and stored on first start.
 pub async fn load_or_create_key_ring(backend: &Backend) -> Result<KeyRing, StartError> {
     if let Some(bytes) = backend.keys.load_server_keys().await? {
@@ -76,7 +94,7 @@ impl AppState {
             },
             clock.clone(),
         );
-        Ok(Arc::new(AppState {
+        let state = Arc::new(AppState {
             callers: CredentialCache::new(backend.accounts.clone(), config.credential_ttl),
             backend,
             engine,
@@ -85,7 +103,26 @@ impl AppState {
             clock,
             metrics: Metrics::default(),
             config,
-        }))
+        });
+        spawn_key_reloader(Arc::downgrade(&state));
+        Ok(state)
+    }
+
+    /// Re-reads the Encryption key ring from the store and installs it when it changed
+    /// (after `cardcheck key rotate`, possibly run on another node). Returns whether it
+    /// changed.
+    pub async fn reload_keys(&self) -> Result<bool, StartError> {
+        let Some(bytes) = self.backend.keys.load_server_keys().await? else {
+            return Ok(false);
+        };
+        let current = self.decryptor.keys().to_bytes();
+        if current.as_slice() == bytes.as_slice() {
+            return Ok(false);
+        }
+        let ring = KeyRing::from_bytes(&bytes).map_err(|e| StartError::Keys(e.to_string()))?;
+        self.decryptor.replace_keys(ring);
+        tracing::info!("Encryption keys reloaded");
+        Ok(true)
     }
 
     /// Whether the sandbox catalogue answers.

@@ -149,3 +149,51 @@ async fn every_kind_of_bad_envelope_has_its_code() {
         assert_eq!(error_of(&body), code, "{body}");
     }
 }
+
+#[tokio::test]
+async fn rotated_keys_overlap_then_the_old_key_stops_working() {
+    use cardcheck_encryption::{Algorithm, BANK_CARD_2E_FIELDS, KeyAlgorithm, encrypt_params};
+    let s = server().await;
+    let issued = s.account("acme").await;
+    let encrypted = |pem: &str| {
+        let mut call = Call::new(&issued, "Wei Xiaobao", "6225768888888888");
+        encrypt_params(
+            &mut call.params,
+            BANK_CARD_2E_FIELDS,
+            Algorithm::Aes256Cbc,
+            pem,
+        )
+        .unwrap();
+        call
+    };
+    let old_pem = s.state.public_key_pem(KeyAlgorithm::Rsa);
+    assert!(!s.state.reload_keys().await.unwrap(), "nothing changed yet");
+
+    // `cardcheck key rotate --keep 1`: a new current key, the old one still accepted.
+    let stored = s.backend.keys.load_server_keys().await.unwrap().unwrap();
+    let mut ring = KeyRing::from_bytes(&stored).unwrap();
+    ring.rotate(1).unwrap();
+    s.backend
+        .keys
+        .save_server_keys(&ring.to_bytes())
+        .await
+        .unwrap();
+    assert!(s.state.reload_keys().await.unwrap());
+    let new_pem = s.state.public_key_pem(KeyAlgorithm::Rsa);
+    assert_ne!(old_pem, new_pem);
+    assert_eq!(result_of(&s.send(&encrypted(&old_pem)).await.1), "0");
+    assert_eq!(result_of(&s.send(&encrypted(&new_pem)).await.1), "0");
+
+    // The overlap ends: the old key is dropped and its requests fail.
+    ring.rotate(0).unwrap();
+    s.backend
+        .keys
+        .save_server_keys(&ring.to_bytes())
+        .await
+        .unwrap();
+    assert!(s.state.reload_keys().await.unwrap());
+    assert_eq!(
+        error_of(&s.send(&encrypted(&old_pem)).await.1),
+        "FailedOperation.DecryptSystemError"
+    );
+}
