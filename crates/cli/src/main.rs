@@ -61,11 +61,13 @@ enum SandboxCommand {
 }
 
 /// Logs go to stderr (stdout belongs to the command's output): `CARDCHECK_LOG` or
-/// `RUST_LOG` filters, `CARDCHECK_LOG_FORMAT=json` for JSON lines.
-fn init_logging() {
+/// `RUST_LOG` filters, `CARDCHECK_LOG_FORMAT=json` for JSON lines. The server logs at
+/// `info` (one line per request); client and admin commands only warn, so that their
+/// own one-line errors are not buried under library logs.
+fn init_logging(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CARDCHECK_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -83,7 +85,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    init_logging();
+    init_logging(match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn,rustls_platform_verifier=off",
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
