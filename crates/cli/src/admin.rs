@@ -167,7 +167,7 @@ pub async fn run<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> E
 pub async fn account(cmd: AccountCommand) -> anyhow::Result<()> {
     match cmd {
         AccountCommand::Create { name, store, json } => {
-            let backend = store.open()?;
+            let backend = store.open().await?;
             let account = backend.accounts.create_account(&name).await?;
             let issued = backend
                 .accounts
@@ -177,7 +177,7 @@ pub async fn account(cmd: AccountCommand) -> anyhow::Result<()> {
             print_issued(&issued, json)
         }
         AccountCommand::List { store, json } => {
-            let backend = store.open()?;
+            let backend = store.open().await?;
             let accounts = backend.accounts.list_accounts().await?;
             if json {
                 return print_json(&accounts);
@@ -209,7 +209,7 @@ pub async fn account(cmd: AccountCommand) -> anyhow::Result<()> {
             if status.is_none() && qps.is_none() && daily_attempts.is_none() {
                 bail!("nothing to change: give --status, --qps or --daily-attempts");
             }
-            let backend = store.open()?;
+            let backend = store.open().await?;
             let account = backend
                 .accounts
                 .update_account(
@@ -240,12 +240,12 @@ pub async fn key(cmd: KeyCommand) -> anyhow::Result<()> {
             store,
             json,
         } => {
-            let backend = store.open()?;
+            let backend = store.open().await?;
             let issued = backend.accounts.create_credential(&account, None).await?;
             print_issued(&issued, json)
         }
         KeyCommand::Revoke { secret_id, store } => {
-            let backend = store.open()?;
+            let backend = store.open().await?;
             if !backend.accounts.revoke_credential(&secret_id).await? {
                 bail!("no such SecretId: {secret_id}");
             }
@@ -258,7 +258,7 @@ pub async fn key(cmd: KeyCommand) -> anyhow::Result<()> {
             store,
             json,
         } => {
-            let backend = store.open()?;
+            let backend = store.open().await?;
             let issued = backend
                 .accounts
                 .create_credential(&account, Some(ttl))
@@ -266,7 +266,7 @@ pub async fn key(cmd: KeyCommand) -> anyhow::Result<()> {
             print_issued(&issued, json)
         }
         KeyCommand::Public { algorithm, store } => {
-            let backend = store.open()?;
+            let backend = store.open().await?;
             let ring = cardcheck_server::load_or_create_key_ring(&backend)
                 .await
                 .context("cannot load the server keys")?;
@@ -343,7 +343,7 @@ struct DayUsage {
 }
 
 pub async fn usage(args: UsageArgs) -> anyhow::Result<()> {
-    let backend = args.store.open()?;
+    let backend = args.store.open().await?;
     let rows = backend
         .ledger
         .usage(&UsageFilter {

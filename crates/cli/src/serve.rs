@@ -298,7 +298,7 @@ async fn serve(mut args: ServeArgs, matches: Option<&clap::ArgMatches>) -> anyho
         ..ListenerConfig::default()
     };
 
-    let backend = args.store.open()?;
+    let backend = args.store.open().await?;
     let demo_credentials = if demo {
         create_demo_account(&backend).await?
     } else {

@@ -1,11 +1,12 @@
-//! The store options every stateful command takes (docs/cli.md).
+//! The store options every stateful command takes (docs/cli.md, docs/scale-out.md).
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use cardcheck_store::Backend;
 
-/// `--data-dir` (embedded SQLite) or `--database-url` + `--redis-url`.
+/// `--data-dir` (embedded SQLite) or `--database-url` + `--redis-url` (PostgreSQL +
+/// Redis, shared by several nodes).
 #[derive(Debug, Clone, clap::Args)]
 pub struct StoreArgs {
     /// Data directory of the embedded store (created on first use).
@@ -16,7 +17,8 @@ pub struct StoreArgs {
         value_name = "DIR"
     )]
     pub data_dir: PathBuf,
-    /// PostgreSQL URL for a shared, multi-node deployment (with --redis-url).
+    /// PostgreSQL URL for a shared, multi-node deployment (with --redis-url; the
+    /// master key comes from CARDCHECK_MASTER_KEY).
     #[arg(
         long,
         env = "CARDCHECK_DATABASE_URL",
@@ -35,10 +37,18 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
-    /// Opens the configured backend.
-    pub fn open(&self) -> anyhow::Result<Backend> {
-        if self.database_url.is_some() {
-            bail!("the PostgreSQL + Redis backend is not available in this build; use --data-dir");
+    /// Opens the configured backend: PostgreSQL + Redis when both URLs are given,
+    /// else the embedded store in the data directory.
+    pub async fn open(&self) -> anyhow::Result<Backend> {
+        if let (Some(database_url), Some(redis_url)) = (&self.database_url, &self.redis_url) {
+            return cardcheck_store::open_postgres(database_url, redis_url)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot open the PostgreSQL + Redis store at {}",
+                        cardcheck_store::postgres::redact_url(database_url)
+                    )
+                });
         }
         cardcheck_store::open_sqlite(&self.data_dir)
             .with_context(|| format!("cannot open the data directory {}", self.data_dir.display()))

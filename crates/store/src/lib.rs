@@ -5,8 +5,11 @@
 //! verification [`cardcheck_domain::Source`]), daily attempt counters
 //! ([`cardcheck_domain::AttemptCounter`]), the usage ledger ([`Ledger`]) and the server's
 //! Encryption key ring ([`ServerKeyStore`]). The embedded implementation is
-//! [`sqlite::SqliteStore`] (one file under a data directory); a PostgreSQL + Redis one
-//! implements the same traits, so the server does not change with the backend.
+//! [`sqlite::SqliteStore`] (one file under a data directory); the scale-out one is
+//! [`postgres::PgStore`] + [`redis_state::RedisState`] (PostgreSQL for durable state,
+//! Redis for shared counters: [`open_postgres`]). Both implement the same traits and
+//! pass the same conformance suite (`tests/conformance.rs`), so the server does not
+//! change with the backend.
 //!
 //! Nothing secret is stored in plain text (verification.md §3, issue 4): SecretKeys are
 //! encrypted with AES-256-GCM under a subkey of the data directory's master key, and
@@ -15,21 +18,29 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod import;
 pub mod memory;
+pub mod migrate;
 pub mod model;
+pub mod postgres;
+pub mod redis_state;
 pub mod secrets;
 pub mod sqlite;
+pub mod stats;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use cardcheck_domain::{AttemptCounter, Source};
 
+pub use import::{ProgressFn, RegistryImport};
 pub use model::{
-    Account, AccountStatus, AccountUpdate, Credential, CredentialKind, IssuedCredential,
-    LedgerEntry, RegistryRecord, RegistryStats, UpsertCounts, UsageFilter, UsageRow,
+    Account, AccountStatus, AccountUpdate, Credential, CredentialKind, ImportCounts,
+    ImportProgress, IssuedCredential, LedgerEntry, RegistryRecord, RegistryStats, UpsertCounts,
+    UsageFilter, UsageRow,
 };
 pub use secrets::MasterKey;
+pub use stats::{HistogramSnapshot, LedgerStats};
 
 /// A storage failure. Messages never contain card numbers, names or secrets.
 #[derive(Debug, thiserror::Error)]
@@ -43,9 +54,10 @@ pub enum StoreError {
     /// Bad input from an operator (account name, status word, …).
     #[error("{0}")]
     Invalid(String),
-    /// The master key is not the one this data directory was created with.
+    /// The master key is not the one this store (data directory or database) was
+    /// created with.
     #[error(
-        "the master key does not match this data directory (check CARDCHECK_MASTER_KEY or master.key)"
+        "the master key does not match the one this store was created with (check CARDCHECK_MASTER_KEY or master.key)"
     )]
     MasterKeyMismatch,
     /// Stored ciphertext failed authentication (tampering or a wrong key).
@@ -97,6 +109,16 @@ pub trait RegistryStore: Source {
     async fn upsert(&self, records: &[RegistryRecord]) -> Result<UpsertCounts, StoreError>;
     /// Counts by status and by BIN (first six digits), and storage size.
     async fn stats(&self) -> Result<RegistryStats, StoreError>;
+    /// Starts a bulk import (issue 6): [`RegistryImport::push`] stages records, nothing
+    /// is written until [`RegistryImport::finish`]; dropping the importer unfinished
+    /// abandons it without touching the registry.
+    ///
+    /// The default keeps the records in memory and calls [`RegistryStore::upsert`] in
+    /// chunks of [`import::DEFAULT_CHUNK`]; backends override it with a bulk path (the
+    /// SQLite one stages keyed hashes on disk and writes them in key order).
+    fn begin_import(&self) -> Result<Box<dyn RegistryImport + '_>, StoreError> {
+        Ok(Box::new(import::BufferedImport::new(self)))
+    }
 }
 
 /// The usage ledger: one row per answered verification (issue 5).
@@ -108,6 +130,12 @@ pub trait Ledger: Send + Sync {
     async fn usage(&self, filter: &UsageFilter) -> Result<Vec<UsageRow>, StoreError>;
     /// Ledger rows with this RequestId (0 or 1).
     async fn count_request(&self, request_id: &str) -> Result<u64, StoreError>;
+    /// Batching and commit-latency counters since the ledger was opened, for
+    /// `/metrics` (issue 9). The default, for a backend that does not measure, is all
+    /// zeros.
+    fn ledger_stats(&self) -> LedgerStats {
+        LedgerStats::default()
+    }
 }
 
 /// The server's Encryption key ring, stored encrypted under the master key.
@@ -194,4 +222,12 @@ impl std::fmt::Debug for Backend {
 pub fn open_sqlite(data_dir: &std::path::Path) -> Result<Backend, StoreError> {
     let store = Arc::new(sqlite::SqliteStore::open(data_dir)?);
     Ok(store.into_backend())
+}
+
+/// Opens the scale-out backend: PostgreSQL at `database_url` (migrated on open) and
+/// Redis at `redis_url`. The master key comes from `CARDCHECK_MASTER_KEY` (required,
+/// the same on every node; a key other than the database's is refused); options from
+/// the environment as in [`postgres::PostgresOptions::from_env`].
+pub async fn open_postgres(database_url: &str, redis_url: &str) -> Result<Backend, StoreError> {
+    postgres::open(database_url, redis_url).await
 }

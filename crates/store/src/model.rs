@@ -246,3 +246,37 @@ pub struct UsageRow {
     /// Number of rows.
     pub count: u64,
 }
+
+/// What a bulk registry import ([`crate::RegistryImport`]) did.
+///
+/// Every staged row lands in exactly one of the four counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ImportCounts {
+    /// Cards not in the registry before.
+    pub inserted: u64,
+    /// Cards whose stored record changed (name, status or masked form).
+    pub updated: u64,
+    /// Cards already stored exactly so (e.g. a re-run of the same import); backends
+    /// that cannot tell count these as `updated`.
+    pub unchanged: u64,
+    /// Rows superseded by a later row for the same card in the same import (the last
+    /// row for a card wins).
+    pub duplicates: u64,
+}
+
+impl ImportCounts {
+    /// All rows accounted for.
+    pub fn total(&self) -> u64 {
+        self.inserted + self.updated + self.unchanged + self.duplicates
+    }
+}
+
+/// Progress of the writing phase of a bulk import: `written` rows of `total` are
+/// committed (durable), so a crash after this report loses none of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportProgress {
+    /// Staged rows whose outcome is committed.
+    pub written: u64,
+    /// Staged rows in all.
+    pub total: u64,
+}

@@ -6,10 +6,12 @@
 //! everything queued in one transaction (group commit), so a reply that waits for its
 //! ledger row costs a share of one fsync, not one each (design.md "Hot path rules").
 
+mod import;
 mod schema;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -26,6 +28,7 @@ use zeroize::Zeroizing;
 
 use crate::model::{DEFAULT_DAILY_ATTEMPTS, DEFAULT_QPS};
 use crate::secrets::{KeyedHash, MasterKey};
+use crate::stats::{AtomicHistogram, BATCH_SIZE_BUCKETS, COMMIT_SECONDS_BUCKETS, LedgerStats};
 use crate::{
     Account, AccountStatus, AccountStore, AccountUpdate, Backend, Credential, CredentialKind,
     IssuedCredential, Ledger, LedgerEntry, RegistryRecord, RegistryStats, RegistryStore,
@@ -43,7 +46,7 @@ fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
-fn now_unix() -> i64 {
+pub(crate) fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
@@ -72,6 +75,40 @@ pub struct SqliteStore {
     /// Attempt counts for the days in use, loaded lazily from the table; the writer
     /// persists every change before the ledger row that follows it.
     attempts: Mutex<HashMap<(String, KeyedHash, i32), u32>>,
+    /// The writer thread's counters (`/metrics`).
+    writer_stats: Arc<WriterStats>,
+}
+
+/// What the writer thread counts: commits, rows, batch sizes, commit latency.
+#[derive(Debug)]
+struct WriterStats {
+    commits: AtomicU64,
+    failed_commits: AtomicU64,
+    ledger_rows: AtomicU64,
+    batch_sizes: AtomicHistogram,
+    commit_seconds: AtomicHistogram,
+}
+
+impl WriterStats {
+    fn new() -> Self {
+        WriterStats {
+            commits: AtomicU64::new(0),
+            failed_commits: AtomicU64::new(0),
+            ledger_rows: AtomicU64::new(0),
+            batch_sizes: AtomicHistogram::new(BATCH_SIZE_BUCKETS),
+            commit_seconds: AtomicHistogram::new(COMMIT_SECONDS_BUCKETS),
+        }
+    }
+
+    fn snapshot(&self) -> LedgerStats {
+        LedgerStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            failed_commits: self.failed_commits.load(Ordering::Relaxed),
+            rows: self.ledger_rows.load(Ordering::Relaxed),
+            batch_sizes: self.batch_sizes.snapshot(),
+            commit_seconds: self.commit_seconds.snapshot(),
+        }
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -96,6 +133,19 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
     )
     .map_err(db_err)?;
+    Ok(conn)
+}
+
+/// Page cache of each reader connection, KiB. A 10M-row registry has about 8 MB of
+/// interior B-tree pages; with them cached a point lookup reads one leaf page, so
+/// lookups stay flat as the registry grows (issue 6). SQLite's default is 2 MB.
+const READER_CACHE_KIB: i64 = 16 * 1024;
+
+/// A reader connection: [`open_connection`] plus a bigger page cache.
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = open_connection(path)?;
+    conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)
+        .map_err(db_err)?;
     Ok(conn)
 }
 
@@ -127,9 +177,11 @@ impl SqliteStore {
 
         let writer_conn = open_connection(&path)?;
         let (tx, rx) = mpsc::channel();
+        let writer_stats = Arc::new(WriterStats::new());
+        let stats = Arc::clone(&writer_stats);
         let writer_thread = std::thread::Builder::new()
             .name("cardcheck-sqlite-writer".into())
-            .spawn(move || run_writer(writer_conn, rx))
+            .spawn(move || run_writer(writer_conn, rx, &stats))
             .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             path,
@@ -139,6 +191,7 @@ impl SqliteStore {
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(writer_thread)),
             attempts: Mutex::new(HashMap::new()),
+            writer_stats,
         })
     }
 
@@ -196,7 +249,7 @@ impl SqliteStore {
         let conn = lock(&self.readers).pop();
         let conn = match conn {
             Some(c) => c,
-            None => open_connection(&self.path)?,
+            None => open_reader(&self.path)?,
         };
         let out = f(&conn).map_err(db_err);
         let mut pool = lock(&self.readers);
@@ -257,7 +310,7 @@ fn account_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
 
 /// The writer thread: blocks for one job, then takes whatever else is queued and
 /// commits it all in one transaction before answering.
-fn run_writer(mut conn: Connection, rx: mpsc::Receiver<WriteJob>) {
+fn run_writer(mut conn: Connection, rx: mpsc::Receiver<WriteJob>, stats: &WriterStats) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < GROUP_COMMIT_MAX {
@@ -266,7 +319,29 @@ fn run_writer(mut conn: Connection, rx: mpsc::Receiver<WriteJob>) {
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let outcome = write_batch(&mut conn, &batch);
+        let ledger_rows = batch
+            .iter()
+            .filter(|j| matches!(j, WriteJob::Ledger(..)))
+            .count() as u64;
+        let rows = batch
+            .iter()
+            .filter(|j| !matches!(j, WriteJob::Flush(_)))
+            .count();
+        // A batch of flush markers only writes nothing: not a commit worth counting.
+        if rows > 0 {
+            if outcome.is_ok() {
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+                stats.ledger_rows.fetch_add(ledger_rows, Ordering::Relaxed);
+                stats.batch_sizes.observe(rows as f64);
+                stats
+                    .commit_seconds
+                    .observe(started.elapsed().as_secs_f64());
+            } else {
+                stats.failed_commits.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         for job in batch {
             match job {
                 WriteJob::Ledger(_, reply) => {
@@ -336,7 +411,7 @@ fn write_batch(conn: &mut Connection, batch: &[WriteJob]) -> Result<(), String> 
 }
 
 /// `AKID` + 32 alphanumerics, as Tencent's SecretIds look; keys are 32 alphanumerics.
-fn random_alphanumeric(len: usize) -> String {
+pub(crate) fn random_alphanumeric(len: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut out = String::with_capacity(len);
     let mut buf = [0u8; 64];
@@ -353,7 +428,7 @@ fn random_alphanumeric(len: usize) -> String {
     out
 }
 
-fn validate_account_name(name: &str) -> Result<(), StoreError> {
+pub(crate) fn validate_account_name(name: &str) -> Result<(), StoreError> {
     let ok = (1..=64).contains(&name.len())
         && name
             .bytes()
@@ -653,29 +728,57 @@ impl RegistryStore for SqliteStore {
         Ok(counts)
     }
 
+    /// One scan of the table, counted in memory (no sort of 10M rows in SQLite).
     async fn stats(&self) -> Result<RegistryStats, StoreError> {
         self.with_reader(|c| {
-            let mut stmt =
-                c.prepare("SELECT status, count(*) FROM registry GROUP BY status ORDER BY status")?;
-            let by_status = stmt
-                .query_map([], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut stmt = c.prepare(
-                "SELECT substr(masked, 1, 6) AS bin, count(*) FROM registry GROUP BY bin ORDER BY bin",
-            )?;
-            let by_bin6 = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut by_status: HashMap<String, u64> = HashMap::new();
+            let mut by_bin6: HashMap<[u8; 6], u64> = HashMap::new();
+            let mut stmt = c.prepare("SELECT status, masked FROM registry")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let status = row.get_ref(0)?.as_str()?;
+                match by_status.get_mut(status) {
+                    Some(n) => *n += 1,
+                    None => {
+                        by_status.insert(status.to_owned(), 1);
+                    }
+                }
+                let masked = row.get_ref(1)?.as_str()?.as_bytes();
+                let mut bin = [b'?'; 6];
+                let n = masked.len().min(6);
+                bin[..n].copy_from_slice(&masked[..n]);
+                *by_bin6.entry(bin).or_insert(0) += 1;
+            }
+            let mut by_status: Vec<(String, u64)> = by_status.into_iter().collect();
+            by_status.sort();
+            let mut by_bin6: Vec<(String, u64)> = by_bin6
+                .into_iter()
+                .map(|(bin, n)| (String::from_utf8_lossy(&bin).into_owned(), n))
+                .collect();
+            by_bin6.sort();
             Ok(RegistryStats {
                 total: by_status.iter().map(|(_, n)| n).sum(),
                 by_status,
                 by_bin6,
-                bytes: std::fs::metadata(&self.path).ok().map(|m| m.len()),
+                bytes: Some(database_bytes(&self.path)),
             })
         })
     }
+
+    fn begin_import(&self) -> Result<Box<dyn crate::RegistryImport + '_>, StoreError> {
+        Ok(Box::new(import::SqliteImport::start(
+            self.key.clone(),
+            self.path.clone(),
+        )?))
+    }
+}
+
+/// The database file plus its WAL, bytes.
+fn database_bytes(path: &Path) -> u64 {
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    size(path) + size(Path::new(&wal))
 }
 
 #[async_trait]
@@ -772,6 +875,10 @@ impl Ledger for SqliteStore {
             )
             .map(|n| n as u64)
         })
+    }
+
+    fn ledger_stats(&self) -> LedgerStats {
+        self.writer_stats.snapshot()
     }
 }
 
