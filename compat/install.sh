@@ -2,6 +2,8 @@
 # Installs the official Tencent Cloud SDKs used by the compat tests into
 # project-local folders:
 #   compat/.venv          Python venv with compat/requirements.txt
+#   compat/.venv-tccli    Python venv with compat/requirements-tccli.txt (tccli, which
+#                         needs the whole Tencent Cloud Python SDK: ~650 MB, ~1 min)
 #   compat/node_modules   npm ci from compat/package-lock.json
 # Idempotent: each step writes a stamp file holding a hash of its inputs and is
 # skipped when the stamp matches, so a second run is a fast no-op.
@@ -13,6 +15,8 @@ cd "$COMPAT_DIR"
 PYTHON="${PYTHON:-python3}"
 VENV="$COMPAT_DIR/.venv"
 PY_STAMP="$VENV/.cardcheck-install-stamp"
+TCCLI_VENV="$COMPAT_DIR/.venv-tccli"
+TCCLI_STAMP="$TCCLI_VENV/.cardcheck-install-stamp"
 NODE_STAMP="$COMPAT_DIR/node_modules/.cardcheck-install-stamp"
 
 mkdir -p "$COMPAT_DIR/.cache"
@@ -47,6 +51,26 @@ else
     "$VENV/bin/python" -c 'from tencentcloud.faceid.v20180301 import faceid_client, models; from tencentcloud.common.common_client import CommonClient'
     printf '%s' "$py_hash" > "$PY_STAMP"
     echo "install.sh: python venv ready in $(( $(now_ms) - t0 ))ms"
+fi
+
+# ------------------------------------------------------------------- tccli
+tccli_hash="$(hash_of requirements-tccli.txt "python=$py_version")"
+if [ -f "$TCCLI_STAMP" ] && [ "$(cat "$TCCLI_STAMP")" = "$tccli_hash" ] && "$TCCLI_VENV/bin/python" -c '' 2>/dev/null; then
+    echo "install.sh: tccli venv up to date ($TCCLI_VENV)"
+else
+    t0=$(now_ms)
+    echo "install.sh: creating tccli venv in $TCCLI_VENV"
+    rm -rf "$TCCLI_VENV"
+    "$PYTHON" -m venv "$TCCLI_VENV"
+    "$TCCLI_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        --no-input -r requirements-tccli.txt
+    "$TCCLI_VENV/bin/python" -c 'import certifi, tccli.main, tencentcloud.faceid.v20180301.faceid_client'
+    # The TLS test appends its CA to this venv's certifi bundle (tccli passes
+    # verify=<certifi path>); keep the pristine bundle to start from each time.
+    bundle="$("$TCCLI_VENV/bin/python" -c 'import certifi; print(certifi.where())')"
+    cp "$bundle" "$bundle.cardcheck-orig"
+    printf '%s' "$tccli_hash" > "$TCCLI_STAMP"
+    echo "install.sh: tccli venv ready in $(( $(now_ms) - t0 ))ms"
 fi
 
 # ------------------------------------------------------------------ Node SDK

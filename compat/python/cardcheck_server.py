@@ -29,7 +29,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = float(os.environ.get("COMPAT_START_TIMEOUT", "10"))
 SHUTDOWN_TIMEOUT_S = float(os.environ.get("COMPAT_STOP_TIMEOUT", "10"))
 ADMIN_TIMEOUT_S = float(os.environ.get("COMPAT_ADMIN_TIMEOUT", "30"))
-LISTEN_RE = re.compile(r"^listening on http://(127\.0\.0\.1:(\d+))\s*$")
+LISTEN_RE = re.compile(r"^listening on (https?)://(127\.0\.0\.1:(\d+))\s*$")
+ADMIN_RE = re.compile(r"^admin on http://(127\.0\.0\.1:\d+)\b")
 
 
 class CompatError(Exception):
@@ -100,6 +101,8 @@ class Server:
     def __init__(self, proc, data_dir, account=None, secret_id=None, secret_key=None):
         self.proc = proc
         self.host = None
+        self.scheme = None
+        self.admin = None
         self.data_dir = data_dir
         self.account = account
         self.secret_id = secret_id
@@ -141,38 +144,40 @@ class Server:
             t.join(timeout=5)
 
 
-def _drain(stream, sink, first_line=None):
-    """Read a pipe to EOF so the server never blocks on a full pipe."""
+def _drain(stream, sink, first_lines=None, count=1):
+    """Read a pipe to EOF so the server never blocks on a full pipe; the first
+    COUNT lines also go to the FIRST_LINES queue."""
     try:
         for raw in iter(stream.readline, b""):
             line = raw.decode("utf-8", "replace")
-            if first_line is not None:
-                first_line.put(line)
-                first_line = None
+            if first_lines is not None and count > 0:
+                first_lines.put(line)
+                count -= 1
             sink.append(line)
     except (OSError, ValueError):
         pass
     finally:
-        if first_line is not None:
-            first_line.put(None)  # EOF before any line
+        if first_lines is not None and count > 0:
+            first_lines.put(None)  # EOF before the lines
 
 
-def start_server(data_dir, account=None, demo=True):
+def start_server(data_dir, account=None, demo=True, extra_args=()):
     """Spawns `cardcheck serve` on DATA_DIR and waits for its `listening on` line.
 
     `account` (the `account create --json` document) only labels the Server;
-    `demo` chooses `--demo` (sandbox cards on) or `--no-demo`.
+    `demo` chooses `--demo` (sandbox cards on) or `--no-demo`; `extra_args` are
+    appended (e.g. `--tls-cert`/`--tls-key`, then the line says https://).
     """
     binary = server_binary()
     proc = subprocess.Popen(
         [str(binary), "serve", "--data-dir", str(data_dir), "--listen", "127.0.0.1:0",
-         "--admin-listen", "127.0.0.1:0", "--demo" if demo else "--no-demo"],
+         "--admin-listen", "127.0.0.1:0", "--demo" if demo else "--no-demo", *extra_args],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     account = account or {}
     srv = Server(proc, data_dir, account.get("account"), account.get("secret_id"), account.get("secret_key"))
     first = queue.Queue()
     srv.threads = [
-        threading.Thread(target=_drain, args=(proc.stdout, srv.stdout_tail, first), daemon=True),
+        threading.Thread(target=_drain, args=(proc.stdout, srv.stdout_tail, first, 2), daemon=True),
         threading.Thread(target=_drain, args=(proc.stderr, srv.stderr_tail), daemon=True),
     ]
     for t in srv.threads:
@@ -188,7 +193,13 @@ def start_server(data_dir, account=None, demo=True):
         raise CompatError("`cardcheck serve` did not print `listening on http://127.0.0.1:PORT` as its first "
                           "stdout line within %gs; got %r (exit code %r)\n%s"
                           % (STARTUP_TIMEOUT_S, line, proc.returncode, srv.logs()))
-    srv.host = match.group(1)
+    srv.scheme = match.group(1)
+    srv.host = match.group(2)
+    try:
+        admin = ADMIN_RE.match(first.get(timeout=STARTUP_TIMEOUT_S) or "")
+    except queue.Empty:
+        admin = None
+    srv.admin = admin.group(1) if admin else None
     return srv
 
 
@@ -210,10 +221,10 @@ def files_containing(data_dir, needles):
 
 
 @contextlib.contextmanager
-def running(data_dir, account=None, demo=True):
+def running(data_dir, account=None, demo=True, extra_args=()):
     """`with running(dir, account) as srv:` starts a server and stops it with SIGTERM
     (expecting exit 0) when the block ends normally; kills it when the block raised."""
-    srv = start_server(data_dir, account, demo)
+    srv = start_server(data_dir, account, demo, extra_args)
     try:
         yield srv
     except BaseException:

@@ -98,6 +98,17 @@ pub enum KeyCommand {
         /// RSA (for AES-256-CBC) or SM2 (for SM4-GCM).
         #[arg(long, default_value = "RSA", value_parser = ["RSA", "SM2"])]
         algorithm: String,
+        /// Print Base64 of the PEM (the form the Node/Java/Go helpers take).
+        #[arg(long)]
+        base64: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Make new Encryption key pairs current; running servers pick them up within 10 s.
+    Rotate {
+        /// Older keys of each algorithm still accepted (the rotation overlap).
+        #[arg(long, default_value_t = 1)]
+        keep: usize,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -265,13 +276,45 @@ pub async fn key(cmd: KeyCommand) -> anyhow::Result<()> {
                 .await?;
             print_issued(&issued, json)
         }
-        KeyCommand::Public { algorithm, store } => {
+        KeyCommand::Public {
+            algorithm,
+            base64,
+            store,
+        } => {
             let backend = store.open().await?;
             let ring = cardcheck_server::load_or_create_key_ring(&backend)
                 .await
                 .context("cannot load the server keys")?;
             let alg = KeyAlgorithm::parse(&algorithm).context("algorithm")?;
-            print!("{}", ring.public_pem(alg));
+            if base64 {
+                println!("{}", ring.public_pem_base64(alg));
+            } else {
+                print!("{}", ring.public_pem(alg));
+            }
+            Ok(())
+        }
+        KeyCommand::Rotate { keep, store } => {
+            let backend = store.open().await?;
+            let mut ring = cardcheck_server::load_or_create_key_ring(&backend)
+                .await
+                .context("cannot load the server keys")?;
+            ring.rotate(keep).context("cannot generate new keys")?;
+            backend.keys.save_server_keys(&ring.to_bytes()).await?;
+            backend.close();
+            for alg in [KeyAlgorithm::Rsa, KeyAlgorithm::Sm2] {
+                let prints = ring.fingerprints(alg);
+                let (current, older) = prints
+                    .split_first()
+                    .map_or(("", &[][..]), |(c, o)| (c.as_str(), o));
+                println!(
+                    "{}: current {current}, also accepted: [{}]",
+                    alg.as_str(),
+                    older.join(", ")
+                );
+            }
+            eprintln!(
+                "rotated; servers use the new keys within 10 seconds, and accept {keep} older key(s) per algorithm"
+            );
             Ok(())
         }
     }

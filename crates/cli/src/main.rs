@@ -22,6 +22,19 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format on stderr: `text` (human-readable) or `json` (one JSON object per
+    /// line). Levels: CARDCHECK_LOG or RUST_LOG (e.g. `info`, `warn,cardcheck_server=debug`).
+    #[arg(long, global = true, value_enum, env = "CARDCHECK_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (fields at the top level).
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,21 +74,28 @@ enum SandboxCommand {
 }
 
 /// Logs go to stderr (stdout belongs to the command's output): `CARDCHECK_LOG` or
-/// `RUST_LOG` filters, `CARDCHECK_LOG_FORMAT=json` for JSON lines. The server logs at
-/// `info` (one line per request); client and admin commands only warn, so that their
-/// own one-line errors are not buried under library logs.
-fn init_logging(default_filter: &str) {
+/// `RUST_LOG` filters (else `default_filter`), `--log-format json` (or
+/// `CARDCHECK_LOG_FORMAT=json`) for JSON lines. The server logs at `info` (one line
+/// per request); client and admin commands only warn, so that their own one-line
+/// errors are not buried under library logs.
+fn init_logging(default_filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CARDCHECK_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if std::env::var("CARDCHECK_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_ansi(false)
+            .init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
     }
 }
 
@@ -85,10 +105,28 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    init_logging(match cli.command {
-        Command::Serve(_) => "info",
-        _ => "warn,rustls_platform_verifier=off",
-    });
+    // For `serve`, the config file's `[log]` section fills what flags and environment
+    // leave open (a broken file is reported by `serve` itself, once logging is up).
+    let file_log = match &cli.command {
+        Command::Serve(args) => serve::log_settings(args),
+        _ => serve::LogSettings::default(),
+    };
+    let format = cli
+        .log_format
+        .or(match file_log.format.as_deref() {
+            Some("json") => Some(LogFormat::Json),
+            Some("text") => Some(LogFormat::Text),
+            _ => None,
+        })
+        .unwrap_or(LogFormat::Text);
+    init_logging(
+        match (&cli.command, &file_log.level) {
+            (Command::Serve(_), Some(level)) => level,
+            (Command::Serve(_), None) => "info",
+            _ => "warn,rustls_platform_verifier=off",
+        },
+        format,
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

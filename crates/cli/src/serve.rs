@@ -22,6 +22,17 @@ use crate::store_args::StoreArgs;
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
 
+/// Prints one line on stdout and ignores a failure: the start-up lines are for whoever
+/// started the server, and a reader that went away (a closed pipe) must not stop it
+/// (`println!` would panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, $($arg)*).and_then(|()| out.flush());
+    }};
+}
+
 /// `cardcheck serve` options.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -72,14 +83,14 @@ pub struct ServeArgs {
     #[arg(long = "public-host", value_name = "HOST")]
     public_hosts: Vec<String>,
     /// Seconds a client has to send a request head [default: 10].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, env = "CARDCHECK_HEADER_TIMEOUT", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     header_timeout: Option<u64>,
     /// Seconds a request may take from its first byte to its answer [default: 10].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, env = "CARDCHECK_REQUEST_TIMEOUT", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     request_timeout: Option<u64>,
     /// Connections served at once [default: 10000].
-    #[arg(long, value_name = "N")]
-    max_connections: Option<usize>,
+    #[arg(long, env = "CARDCHECK_MAX_CONNECTIONS", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
 }
 
 /// The `--config` file. Unknown keys are errors, so a typo is caught at start.
@@ -98,6 +109,37 @@ pub struct ConfigFile {
     verification: VerificationSection,
     #[serde(default)]
     limits: LimitsSection,
+    #[serde(default)]
+    log: LogSection,
+}
+
+/// `[log]`: what `--log-format` and `CARDCHECK_LOG` set, for when neither is given.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogSection {
+    format: Option<String>,
+    level: Option<String>,
+}
+
+/// The config file's `[log]` settings, read before logging starts.
+#[derive(Debug, Default)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: Option<String>,
+    /// A log filter (`info`, `warn,cardcheck_server=debug`).
+    pub level: Option<String>,
+}
+
+/// The `[log]` section of `serve`'s config file, if there is a valid one (an invalid
+/// file is reported by `serve` with the rest of its checks).
+pub fn log_settings(args: &ServeArgs) -> LogSettings {
+    match args.config.as_deref().map(ConfigFile::load) {
+        Some(Ok(file)) => LogSettings {
+            format: file.log.format,
+            level: file.log.level,
+        },
+        _ => LogSettings::default(),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,6 +201,23 @@ impl ConfigFile {
         if config.limits.max_connections == Some(0) {
             bail!(
                 "{}: limits.max_connections must be at least 1",
+                path.display()
+            );
+        }
+        if let Some(format) = &config.log.format
+            && format != "text"
+            && format != "json"
+        {
+            bail!(
+                "{}: log.format must be \"text\" or \"json\", not {format:?}",
+                path.display()
+            );
+        }
+        if let Some(level) = &config.log.level
+            && let Err(e) = tracing_subscriber::EnvFilter::try_new(level)
+        {
+            bail!(
+                "{}: log.level {level:?} is not a log filter ({e})",
                 path.display()
             );
         }
@@ -292,6 +351,7 @@ async fn serve(mut args: ServeArgs, matches: Option<&clap::ArgMatches>) -> anyho
         ),
         max_connections: args
             .max_connections
+            .and_then(|n| usize::try_from(n).ok())
             .or(limits.and_then(|l| l.max_connections))
             .unwrap_or(10_000)
             .max(1),
@@ -322,20 +382,21 @@ async fn serve(mut args: ServeArgs, matches: Option<&clap::ArgMatches>) -> anyho
         "http"
     };
     // The first stdout line is the contract scripts read the port from.
-    println!("listening on {scheme}://{api_addr}");
-    println!("admin on http://{admin_addr} (/healthz, /readyz, /metrics)");
-    println!("store: {}", backend.description);
+    say!("listening on {scheme}://{api_addr}");
+    say!("admin on http://{admin_addr} (/healthz, /readyz, /metrics)");
+    say!("store: {}", backend.description);
     if state.sandbox_enabled() {
-        println!("sandbox cards enabled (cardcheck sandbox list)");
+        say!("sandbox cards enabled (cardcheck sandbox list)");
     }
     if let Some(issued) = demo_credentials {
-        println!("demo account created; its SecretKey is shown only now:");
-        println!("  SecretId:  {}", issued.secret_id);
-        println!("  SecretKey: {}", issued.secret_key);
-        println!("try:");
-        println!(
+        say!("demo account created; its SecretKey is shown only now:");
+        say!("  SecretId:  {}", issued.secret_id);
+        say!("  SecretKey: {}", issued.secret_key);
+        say!("try:");
+        say!(
             "  cardcheck verify --endpoint {scheme}://{api_addr} --secret-id {} --secret-key {} --name 'Wei Xiaobao' --card 6225768888888888",
-            issued.secret_id, issued.secret_key
+            issued.secret_id,
+            issued.secret_key
         );
     }
     tracing::info!(%api_addr, %admin_addr, store = %backend.description, "cardcheck serving");
@@ -376,7 +437,12 @@ async fn create_demo_account(
     if !backend.accounts.list_accounts().await?.is_empty() {
         return Ok(None);
     }
-    backend.accounts.create_account("demo").await?;
+    match backend.accounts.create_account("demo").await {
+        Ok(_) => {}
+        // Another node starting on the same fresh store created it first.
+        Err(cardcheck_store::StoreError::Conflict(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
     Ok(Some(
         backend.accounts.create_credential("demo", None).await?,
     ))
@@ -415,6 +481,21 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_config_is_valid() {
+        let doc = include_str!("../../../docs/configuration.md");
+        let example = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .unwrap();
+        let config = parse(example).unwrap();
+        assert_eq!(config.listen, Some("0.0.0.0:8443".parse().unwrap()));
+        assert_eq!(config.limits.max_connections, Some(2000));
+        assert_eq!(config.log.format.as_deref(), Some("json"));
+        assert!(config.tls.is_some());
+    }
+
+    #[test]
     fn config_files_are_validated_with_one_clear_message() {
         let ok = parse(
             "listen = \"0.0.0.0:8443\"\ndemo = false\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n\
@@ -430,6 +511,12 @@ mod tests {
             ("[limits]\nmax_connections = 0", "max_connections"),
             ("database_url = \"postgres://x\"", "go together"),
             ("[tls]\ncert = \"c.pem\"", "key"),
+            ("[log]\nformat = \"xml\"", "log.format"),
+            ("[log]\nlevel = \"info,=[\"", "log.level"),
+            (
+                "[limits]\nheader_timeout_seconds = 0",
+                "header_timeout_seconds",
+            ),
             ("not toml at all [", ""),
         ] {
             let e = parse(bad).unwrap_err().to_string();

@@ -56,12 +56,14 @@ async fn api(State(state): State<Arc<AppState>>, request: Request<Body>) -> Resp
     {
         Ok(response) => response,
         Err(_) => {
+            state.metrics.record_timeout();
             state.metrics.record(
+                None,
                 "error",
                 "InternalError",
                 state.config.request_timeout.as_micros() as u64,
             );
-            tracing::warn!(request_id = %request_id, "request deadline exceeded");
+            tracing::warn!(request_id = %request_id, outcome = "InternalError", "request deadline exceeded");
             let error =
                 ApiError::with_detail(ErrorCode::InternalError, "The request took too long.");
             envelope_response(
@@ -86,6 +88,11 @@ async fn api_within_deadline(
         Ok(b) => b,
         Err(_) => {
             let error = ApiError::new(ErrorCode::RequestSizeLimitExceeded);
+            let micros = started.elapsed().as_micros().try_into().unwrap_or(u64::MAX);
+            state
+                .metrics
+                .record(None, "error", error.code().as_str(), micros);
+            tracing::info!(request_id = %request_id, kind = "error", outcome = error.code().as_str(), micros, "request");
             let body = error_body(&error, Language::EnUs, &request_id);
             return envelope_response(body, &request_id, trace_id);
         }
@@ -107,11 +114,12 @@ async fn api_within_deadline(
     };
     let answer = state.answer(&raw, &request_id, started).await;
     let micros = started.elapsed().as_micros().try_into().unwrap_or(u64::MAX);
-    state
-        .metrics
-        .record(answer.outcome.0, &answer.outcome.1, micros);
     // One line per request (issue 9): identities and outcome, never a card or a name.
     let who = answer.who.as_ref();
+    let action = who.map(|w| w.action.as_str());
+    state
+        .metrics
+        .record(action, answer.outcome.0, &answer.outcome.1, micros);
     tracing::info!(
         request_id = %request_id,
         secret_id = who.map_or("", |w| w.secret_id.as_str()),
@@ -146,20 +154,15 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let (hits, misses) = state.decryptor.cache_stats();
-    let text = state.metrics.render(&[
-        (
-            "cardcheck_datakey_cache_hits",
-            "Encryption data keys served from the cache.",
-            hits as f64,
-        ),
-        (
-            "cardcheck_datakey_cache_misses",
-            "Encryption data keys unwrapped with the private key.",
-            misses as f64,
-        ),
-    ]);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    let text = crate::metrics::exposition(&state);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -22,7 +23,8 @@ use tokio::sync::Semaphore;
 pub struct ListenerConfig {
     /// TLS on this listener.
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// A client must send its complete request head within this time.
+    /// A client must send its complete request head within this time (the first
+    /// request's counted from the connection's start, or the TLS handshake's end).
     pub header_read_timeout: Duration,
     /// A TLS client must finish its handshake within this time.
     pub tls_handshake_timeout: Duration,
@@ -106,18 +108,28 @@ pub async fn serve_with(
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        let first_request = Arc::new(AtomicBool::new(false));
+        let service = NoteRequests {
+            inner: TowerToHyperService::new(router.clone()),
+            seen: first_request.clone(),
+        };
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
         let handshake_timeout = config.tls_handshake_timeout;
+        let header_timeout = config.header_read_timeout;
         tokio::spawn(async move {
             let _permit = permit;
             let served = match acceptor {
                 None => {
                     let conn =
                         builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    watcher.watch(conn.into_owned()).await
+                    with_first_request_deadline(
+                        watcher.watch(conn.into_owned()),
+                        &first_request,
+                        header_timeout,
+                    )
+                    .await
                 }
                 Some(acceptor) => {
                     let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream))
@@ -134,7 +146,12 @@ pub async fn serve_with(
                         }
                     };
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-                    watcher.watch(conn.into_owned()).await
+                    with_first_request_deadline(
+                        watcher.watch(conn.into_owned()),
+                        &first_request,
+                        header_timeout,
+                    )
+                    .await
                 }
             };
             if let Err(e) = served {
@@ -150,4 +167,54 @@ pub async fn serve_with(
         tracing::warn!("shutdown grace period over; closing remaining connections");
     }
     Ok(())
+}
+
+/// Runs a connection, but drops it when no request head has arrived within `timeout`
+/// of its start. hyper's own header timer starts only once the HTTP version is known
+/// (the auto builder first reads enough bytes to tell HTTP/1 from the HTTP/2 preface),
+/// so without this a client that connects and stays silent would hold a connection
+/// slot for ever, and one that trickles bytes would get a second or more extra.
+/// Later requests on a keep-alive connection are under hyper's header timer.
+async fn with_first_request_deadline<F, E>(
+    conn: F,
+    first_request: &AtomicBool,
+    timeout: Duration,
+) -> Result<(), E>
+where
+    F: Future<Output = Result<(), E>>,
+{
+    let deadline = async {
+        tokio::time::sleep(timeout).await;
+        if first_request.load(Ordering::Relaxed) {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = conn => served,
+        () = deadline => {
+            tracing::debug!("connection closed: no request head within the header timeout");
+            Ok(())
+        }
+    }
+}
+
+/// A service that notes that a request (head) has arrived, then delegates.
+#[derive(Clone)]
+struct NoteRequests<S> {
+    inner: S,
+    seen: Arc<AtomicBool>,
+}
+
+impl<S, R> hyper::service::Service<R> for NoteRequests<S>
+where
+    S: hyper::service::Service<R>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, request: R) -> Self::Future {
+        self.seen.store(true, Ordering::Relaxed);
+        self.inner.call(request)
+    }
 }

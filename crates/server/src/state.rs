@@ -69,8 +69,21 @@ pub async fn load_or_create_key_ring(backend: &Backend) -> Result<KeyRing, Start
         .await
         .map_err(|e| StartError::Keys(e.to_string()))?
         .map_err(|e| StartError::Keys(e.to_string()))?;
-    backend.keys.save_server_keys(&ring.to_bytes()).await?;
-    Ok(ring)
+    // Nodes starting together on a fresh shared store race here: the first insert
+    // wins and every node uses the ring that was stored.
+    if backend
+        .keys
+        .save_server_keys_if_absent(&ring.to_bytes())
+        .await?
+    {
+        return Ok(ring);
+    }
+    let stored = backend
+        .keys
+        .load_server_keys()
+        .await?
+        .ok_or_else(|| StartError::Keys("the stored key ring vanished".into()))?;
+    KeyRing::from_bytes(&stored).map_err(|e| StartError::Keys(e.to_string()))
 }
 
 impl AppState {

@@ -81,7 +81,10 @@ async fn the_worked_example_answers_as_its_plaintext_in_every_encoding() {
         .await
         .unwrap();
     let text = String::from_utf8(text.to_vec()).unwrap();
-    assert!(text.contains("cardcheck_datakey_cache_misses 2"), "{text}");
+    assert!(
+        text.contains("cardcheck_datakey_cache_misses_total 2"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -145,6 +145,16 @@ pub trait ServerKeyStore: Send + Sync {
     async fn load_server_keys(&self) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, StoreError>;
     /// Stores (replaces) the key-ring bytes.
     async fn save_server_keys(&self, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Stores the key-ring bytes only if none are stored; `false` when another writer
+    /// (a node starting at the same time) got there first. Backends with an atomic
+    /// insert override this check-then-write default.
+    async fn save_server_keys_if_absent(&self, bytes: &[u8]) -> Result<bool, StoreError> {
+        if self.load_server_keys().await?.is_some() {
+            return Ok(false);
+        }
+        self.save_server_keys(bytes).await?;
+        Ok(true)
+    }
 }
 
 /// Per-key request-rate limiting (GCRA), shared by every node of a deployment.

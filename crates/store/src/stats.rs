@@ -96,10 +96,7 @@ impl AtomicHistogram {
                 (*bound, running)
             })
             .collect();
-        let overflow = self
-            .counts
-            .last()
-            .map_or(0, |c| c.load(Ordering::Relaxed));
+        let overflow = self.counts.last().map_or(0, |c| c.load(Ordering::Relaxed));
         HistogramSnapshot {
             buckets,
             // Derived from the buckets so that `+Inf` is never below the last bound's

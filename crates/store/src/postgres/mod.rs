@@ -1083,6 +1083,22 @@ impl ServerKeyStore for PgStore {
         })
         .await
     }
+
+    async fn save_server_keys_if_absent(&self, bytes: &[u8]) -> Result<bool, StoreError> {
+        let sealed = self.key.seal_secret("server-keys", bytes);
+        within(self.admin_timeout, "PostgreSQL server keys", async {
+            let client = self.client().await?;
+            let inserted = client
+                .execute(
+                    "INSERT INTO server_keys (id, blob) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+                    &[&sealed],
+                )
+                .await
+                .map_err(pg_err)?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
 }
 
 /// Drops `schema` and everything in it (tests, or removing a deployment that was

@@ -907,4 +907,15 @@ impl ServerKeyStore for SqliteStore {
             .map(|_| ())
             .map_err(db_err)
     }
+
+    async fn save_server_keys_if_absent(&self, bytes: &[u8]) -> Result<bool, StoreError> {
+        let sealed = self.key.seal_secret("server-keys", bytes);
+        lock(&self.admin)
+            .execute(
+                "INSERT INTO server_keys (id, blob) VALUES (1, ?1) ON CONFLICT (id) DO NOTHING",
+                [sealed],
+            )
+            .map(|n| n == 1)
+            .map_err(db_err)
+    }
 }
