@@ -72,21 +72,49 @@ enum ReplayEntry {
 /// Replay cache in memory, entries expiring after [`REPLAY_TTL`].
 #[derive(Debug, Default)]
 pub struct MemoryReplayCache {
-    entries: Mutex<HashMap<[u8; 32], ReplayEntry>>,
+    state: Mutex<ReplayState>,
+}
+
+/// The entries and the order they were written in, so that expiry pops the oldest
+/// few instead of walking the whole map (a full sweep per request collapsed
+/// throughput once 100k answers were live: bench/README.md, profile).
+#[derive(Debug, Default)]
+struct ReplayState {
+    entries: HashMap<[u8; 32], ReplayEntry>,
+    written: std::collections::VecDeque<(Instant, [u8; 32])>,
+}
+
+impl ReplayState {
+    fn expire(&mut self, now: Instant) {
+        while let Some(&(at, key)) = self.written.front() {
+            if now.duration_since(at) < REPLAY_TTL {
+                break;
+            }
+            self.written.pop_front();
+            // Only if that write is still the entry's latest (it may have been rewritten).
+            let stale = match self.entries.get(&key) {
+                Some(ReplayEntry::InFlight(t)) | Some(ReplayEntry::Done(t, _)) => *t <= at,
+                None => false,
+            };
+            if stale {
+                self.entries.remove(&key);
+            }
+        }
+    }
+
+    fn insert(&mut self, key: [u8; 32], entry: ReplayEntry, now: Instant) {
+        self.entries.insert(key, entry);
+        self.written.push_back((now, key));
+    }
 }
 
 #[async_trait]
 impl ReplayCache for MemoryReplayCache {
     async fn begin(&self, key: &[u8; 32]) -> Result<ReplayBegin, StoreError> {
         let now = Instant::now();
-        let mut entries = lock(&self.entries);
-        if entries.len() >= SWEEP_AT {
-            entries.retain(|_, e| match e {
-                ReplayEntry::InFlight(at) => now.duration_since(*at) < IN_FLIGHT_TTL,
-                ReplayEntry::Done(at, _) => now.duration_since(*at) < REPLAY_TTL,
-            });
-        }
-        match entries.get(key) {
+        let mut state = lock(&self.state);
+        state.expire(now);
+        match state.entries.get(key) {
             Some(ReplayEntry::Done(at, body)) if now.duration_since(*at) < REPLAY_TTL => {
                 return Ok(ReplayBegin::Replay(body.clone()));
             }
@@ -95,18 +123,17 @@ impl ReplayCache for MemoryReplayCache {
             }
             _ => {}
         }
-        entries.insert(*key, ReplayEntry::InFlight(now));
+        state.insert(*key, ReplayEntry::InFlight(now), now);
         Ok(ReplayBegin::First)
     }
 
     async fn finish(&self, key: &[u8; 32], final_body: Option<&[u8]>) -> Result<(), StoreError> {
-        let mut entries = lock(&self.entries);
+        let now = Instant::now();
+        let mut state = lock(&self.state);
         match final_body {
-            Some(body) => {
-                entries.insert(*key, ReplayEntry::Done(Instant::now(), body.to_vec()));
-            }
+            Some(body) => state.insert(*key, ReplayEntry::Done(now, body.to_vec()), now),
             None => {
-                entries.remove(key);
+                state.entries.remove(key);
             }
         }
         Ok(())
@@ -149,5 +176,27 @@ mod tests {
             cache.begin(&key).await.unwrap(),
             ReplayBegin::Replay(b"body".to_vec())
         );
+    }
+
+    /// Regression (bench profile): expiry used to walk the whole map on every request
+    /// once 100k answers were live; now it pops the oldest writes only, and a key
+    /// rewritten later survives the expiry of its earlier write.
+    #[test]
+    fn replay_entries_expire_oldest_first_without_a_full_sweep() {
+        let mut state = ReplayState::default();
+        let t0 = Instant::now();
+        state.insert([1; 32], ReplayEntry::InFlight(t0), t0);
+        state.insert([2; 32], ReplayEntry::Done(t0, b"a".to_vec()), t0);
+        let t1 = t0 + Duration::from_secs(100);
+        state.insert([1; 32], ReplayEntry::Done(t1, b"b".to_vec()), t1);
+        state.expire(t0 + REPLAY_TTL);
+        assert!(!state.entries.contains_key(&[2; 32]));
+        assert!(
+            state.entries.contains_key(&[1; 32]),
+            "rewritten at t1: still live"
+        );
+        assert_eq!(state.written.len(), 1);
+        state.expire(t1 + REPLAY_TTL);
+        assert!(state.entries.is_empty() && state.written.is_empty());
     }
 }

@@ -64,6 +64,14 @@ enum WriteJob {
     Flush(oneshot::Sender<()>),
 }
 
+/// In-memory attempt counts for the Beijing days in use.
+#[derive(Default)]
+struct AttemptCounts {
+    /// The newest day seen; older days are swept once when it advances.
+    newest_day: i32,
+    counts: HashMap<(String, KeyedHash, i32), u32>,
+}
+
 /// The embedded store.
 pub struct SqliteStore {
     path: PathBuf,
@@ -74,7 +82,7 @@ pub struct SqliteStore {
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     /// Attempt counts for the days in use, loaded lazily from the table; the writer
     /// persists every change before the ledger row that follows it.
-    attempts: Mutex<HashMap<(String, KeyedHash, i32), u32>>,
+    attempts: Mutex<AttemptCounts>,
     /// The writer thread's counters (`/metrics`).
     writer_stats: Arc<WriterStats>,
 }
@@ -190,7 +198,7 @@ impl SqliteStore {
             admin: Mutex::new(admin),
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(writer_thread)),
-            attempts: Mutex::new(HashMap::new()),
+            attempts: Mutex::new(AttemptCounts::default()),
             writer_stats,
         })
     }
@@ -793,7 +801,17 @@ impl AttemptCounter for SqliteStore {
         let card_hash = self.key.card_hash(card.digits());
         let key = (account.to_string(), card_hash, beijing_day);
         let count = {
-            let mut counts = lock(&self.attempts);
+            let mut state = lock(&self.attempts);
+            // Keep memory bounded: when the day advances, forget days before yesterday.
+            // Once per day, not per request (a per-request sweep made every new card
+            // cost a walk over all counts: bench/README.md, profile).
+            if beijing_day > state.newest_day {
+                state.newest_day = beijing_day;
+                state
+                    .counts
+                    .retain(|(_, _, day), _| *day >= beijing_day - 1);
+            }
+            let counts = &mut state.counts;
             let count = match counts.get(&key) {
                 Some(&n) => n,
                 None => {
@@ -809,8 +827,6 @@ impl AttemptCounter for SqliteStore {
                             .optional()
                         })
                         .map_err(|e| CounterUnavailable::new(e.to_string()))?;
-                    // Keep memory bounded: forget days before yesterday.
-                    counts.retain(|(_, _, day), _| *day >= beijing_day - 1);
                     stored.unwrap_or(0)
                 }
             };
