@@ -358,6 +358,7 @@ async fn serve(mut args: ServeArgs, matches: Option<&clap::ArgMatches>) -> anyho
         ..ListenerConfig::default()
     };
 
+    let shutdown = shutdown_signal();
     let backend = args.store.open().await?;
     let demo_credentials = if demo {
         create_demo_account(&backend).await?
@@ -417,7 +418,7 @@ async fn serve(mut args: ServeArgs, matches: Option<&clap::ArgMatches>) -> anyho
         ListenerConfig::default(),
         stopped(stop_rx),
     ));
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("shutting down: finishing in-flight requests");
     let _ = stop_tx.send(true);
     let api_result = api_task.await;
@@ -448,24 +449,37 @@ async fn create_demo_account(
     ))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Installs the SIGINT / SIGTERM handlers now and returns the future that resolves on
+/// the first of them. Installed before the `listening on` line is printed, so that a
+/// script that signals the server as soon as it read that line gets the graceful
+/// shutdown (exit 0), not the default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let wait = |kind: SignalKind| {
+            let installed = signal(kind);
+            async move {
+                match installed {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        let terminate = wait(SignalKind::terminate());
+        let interrupt = wait(SignalKind::interrupt());
+        async move {
+            tokio::select! {
+                () = terminate => {},
+                () = interrupt => {},
+            }
         }
-    };
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -197,3 +197,13 @@ fn every_answered_request_survives_kill_9() {
         all_received
     );
 }
+
+/// A script may signal the server as soon as it read the `listening on` line: the
+/// handlers are in place by then, so SIGTERM is always the graceful shutdown (exit 0).
+#[test]
+fn sigterm_right_after_the_listening_line_is_graceful() {
+    let (_tmp, dir) = data_dir();
+    for _ in 0..5 {
+        Server::start(&dir, &["--demo"], &[("CARDCHECK_LOG", "warn")]).stop();
+    }
+}

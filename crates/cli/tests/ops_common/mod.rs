@@ -199,7 +199,12 @@ impl Server {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "exit status after SIGTERM: {status}");
+                self.join();
+                assert!(
+                    status.success(),
+                    "exit status after SIGTERM: {status}\n{}",
+                    self.logs()
+                );
                 break;
             }
             assert!(
