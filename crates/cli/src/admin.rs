@@ -387,6 +387,11 @@ struct DayUsage {
 
 pub async fn usage(args: UsageArgs) -> anyhow::Result<()> {
     let backend = args.store.open().await?;
+    if let Some(name) = &args.account
+        && backend.accounts.account(name).await?.is_none()
+    {
+        bail!("account {name} not found");
+    }
     let rows = backend
         .ledger
         .usage(&UsageFilter {

@@ -175,10 +175,25 @@ impl ConfigFile {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the config file {}", path.display()))?;
         let config: ConfigFile = toml::from_str(&text).map_err(|e| {
+            // One line: the message and where, without toml's multi-line snippet.
+            let at = e.span().map_or(String::new(), |span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                let source: String = text
+                    .lines()
+                    .nth(line - 1)
+                    .unwrap_or("")
+                    .trim()
+                    .chars()
+                    .take(80)
+                    .collect();
+                format!(" (line {line}, column {column}: `{source}`)")
+            });
             anyhow::anyhow!(
-                "{}: {}",
+                "{}: {}{at}",
                 path.display(),
-                e.to_string().trim_end().replace('\n', " ")
+                e.message().trim_end().replace('\n', " ")
             )
         })?;
         if config.database_url.is_some() != config.redis_url.is_some() {

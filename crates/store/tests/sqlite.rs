@@ -290,3 +290,14 @@ fn a_wrong_master_key_is_refused_with_a_clear_error() {
         Err(StoreError::MasterKeyMismatch)
     ));
 }
+
+/// Regression (new-user trial): a regular file given as the data directory was
+/// reported as "File exists".
+#[test]
+fn a_data_dir_that_is_a_file_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("registry.csv");
+    std::fs::write(&file, "name,card,status\n").unwrap();
+    let e = SqliteStore::open(&file).unwrap_err().to_string();
+    assert!(e.contains("is not a directory"), "{e}");
+}

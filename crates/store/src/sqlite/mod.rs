@@ -158,6 +158,12 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 }
 
 fn create_data_dir(dir: &Path) -> Result<(), StoreError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(StoreError::Io(format!(
+            "the data directory {} exists and is not a directory",
+            dir.display()
+        )));
+    }
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
