@@ -1,4 +1,4 @@
-//! issue 7: the worked example of `fixtures/crypto` (both algorithms), sent as the
+//! issue 7: the worked example of `crates/encryption/tests/fixtures` (both algorithms), sent as the
 //! business parameters of signed requests to a server holding the example's test keys,
 //! answers the Result for `张三` + `6225768888888888` (a sandbox card: `0`); in TC3 JSON,
 //! TC3 GET (flattened) and v1 form encodings.
