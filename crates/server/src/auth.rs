@@ -86,7 +86,7 @@ impl Caller {
             }
             (CredentialKind::Temporary, Some(token)) => {
                 let expected = self.credential.token_sha256.unwrap_or([0; 32]);
-                let sent = cardcheck_store::sqlite::token_sha256(token);
+                let sent = cardcheck_store::credentials::token_sha256(token);
                 let matches: bool = sent.ct_eq(&expected).into();
                 let live = self.credential.expires_at.is_some_and(|at| now_unix < at);
                 if matches && live && self.credential.token_sha256.is_some() {

@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod credentials;
 pub mod import;
 pub mod memory;
 pub mod migrate;

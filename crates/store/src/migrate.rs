@@ -309,7 +309,7 @@ pub async fn sqlite_to_postgres(
     }
 
     // Attempt counters that still matter: today's and yesterday's (Beijing).
-    let today = cardcheck_domain::beijing_day(crate::sqlite::now_unix());
+    let today = cardcheck_domain::beijing_day(crate::credentials::now_unix());
     let attempts: Vec<(String, Vec<u8>, i32, i64)> = {
         let mut stmt = src
             .prepare("SELECT account, card_hash, day, count FROM attempts WHERE day >= ?1")

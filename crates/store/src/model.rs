@@ -103,6 +103,15 @@ impl CredentialKind {
             Self::Temporary => "temporary",
         }
     }
+
+    /// Reads [`Self::as_str`]'s word back; anything else is permanent.
+    pub fn from_word(word: &str) -> Self {
+        if word == Self::Temporary.as_str() {
+            Self::Temporary
+        } else {
+            Self::Permanent
+        }
+    }
 }
 
 /// A stored credential with its SecretKey decrypted (wiped on drop).

@@ -172,7 +172,7 @@ impl RedisState {
         count: u32,
     ) -> Result<(), StoreError> {
         let key = self.attempt_key(account, card_hash, day);
-        let ttl = attempt_ttl(day, crate::sqlite::now_unix());
+        let ttl = attempt_ttl(day, crate::credentials::now_unix());
         let mut conn = self.conn.clone();
         within(self.deadline * 4, "Redis attempts", async {
             self.raise
@@ -239,7 +239,7 @@ impl AttemptCounter for RedisState {
     ) -> Result<AttemptDecision, CounterUnavailable> {
         let card_hash = self.key.card_hash(card.digits());
         let key = self.attempt_key(account, &card_hash, beijing_day);
-        let ttl = attempt_ttl(beijing_day, crate::sqlite::now_unix());
+        let ttl = attempt_ttl(beijing_day, crate::credentials::now_unix());
         let mut conn = self.conn.clone();
         let allowed: i64 = within(self.deadline, "Redis attempts", async {
             self.attempt

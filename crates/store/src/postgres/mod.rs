@@ -33,10 +33,10 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use zeroize::Zeroizing;
 
+use crate::credentials::{NewCredential, now_unix, random_alphanumeric, validate_account_name};
 use crate::model::{DEFAULT_DAILY_ATTEMPTS, DEFAULT_QPS};
 use crate::redis_state::RedisState;
 use crate::secrets::{MASTER_KEY_ENV, MasterKey};
-use crate::sqlite::{now_unix, random_alphanumeric, token_sha256, validate_account_name};
 use crate::{
     Account, AccountStatus, AccountStore, AccountUpdate, Backend, Credential, CredentialKind,
     IssuedCredential, Ledger, LedgerEntry, RegistryRecord, RegistryStats, RegistryStore,
@@ -480,14 +480,6 @@ fn account_from_row(row: &tokio_postgres::Row) -> Result<Account, StoreError> {
     })
 }
 
-fn kind_from_word(word: &str) -> CredentialKind {
-    if word == "temporary" {
-        CredentialKind::Temporary
-    } else {
-        CredentialKind::Permanent
-    }
-}
-
 /// The ledger writer: waits for one row, takes whatever else is queued, inserts all of
 /// it in one statement (one commit), then answers every waiting `append`.
 async fn run_ledger_writer(pool: Pool, mut rx: mpsc::Receiver<LedgerJob>, deadline: Duration) {
@@ -653,23 +645,8 @@ impl AccountStore for PgStore {
         account: &str,
         ttl_seconds: Option<i64>,
     ) -> Result<IssuedCredential, StoreError> {
-        let secret_id = format!("AKID{}", random_alphanumeric(32));
-        let secret_key = Zeroizing::new(random_alphanumeric(32));
-        let (kind, token, expires_at) = match ttl_seconds {
-            None => (CredentialKind::Permanent, None, None),
-            Some(ttl) if ttl > 0 => (
-                CredentialKind::Temporary,
-                Some(random_alphanumeric(96)),
-                Some(now_unix().saturating_add(ttl)),
-            ),
-            Some(_) => {
-                return Err(StoreError::Invalid(
-                    "a token's lifetime must be positive".into(),
-                ));
-            }
-        };
-        let sealed = self.key.seal_secret(&secret_id, secret_key.as_bytes());
-        let token_hash = token.as_deref().map(|t| token_sha256(t).to_vec());
+        let new = NewCredential::generate(&self.key, ttl_seconds)?;
+        let token_hash = new.token_sha256.map(|h| h.to_vec());
         within(self.admin_timeout, "PostgreSQL create credential", async {
             let client = self.client().await?;
             client
@@ -677,12 +654,12 @@ impl AccountStore for PgStore {
                     "INSERT INTO credentials (secret_id, account, secret_key_enc, kind, \
                      token_sha256, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     &[
-                        &secret_id,
+                        &new.secret_id,
                         &account,
-                        &sealed,
-                        &kind.as_str(),
+                        &new.sealed,
+                        &new.kind.as_str(),
                         &token_hash,
-                        &expires_at,
+                        &new.expires_at,
                         &now_unix(),
                     ],
                 )
@@ -698,13 +675,7 @@ impl AccountStore for PgStore {
                 })
         })
         .await?;
-        Ok(IssuedCredential {
-            account: account.to_string(),
-            secret_id,
-            secret_key: secret_key.to_string(),
-            token,
-            expires_at,
-        })
+        Ok(new.issued(account))
     }
 
     async fn credential(&self, secret_id: &str) -> Result<Option<Credential>, StoreError> {
@@ -733,7 +704,7 @@ impl AccountStore for PgStore {
             secret_id: secret_id.to_string(),
             secret_key: Zeroizing::new(secret_key),
             account: row.get(0),
-            kind: kind_from_word(&kind),
+            kind: CredentialKind::from_word(&kind),
             token_sha256: token.and_then(|t| <[u8; 32]>::try_from(t.as_slice()).ok()),
             expires_at: row.get(4),
             revoked_at: row.get(5),
@@ -777,7 +748,7 @@ impl AccountStore for PgStore {
                     secret_id: r.get(0),
                     secret_key: Zeroizing::new(String::new()),
                     account: r.get(1),
-                    kind: kind_from_word(&kind),
+                    kind: CredentialKind::from_word(&kind),
                     token_sha256: None,
                     expires_at: r.get(3),
                     revoked_at: r.get(4),

@@ -26,6 +26,8 @@ use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
+pub use crate::credentials::token_sha256;
+use crate::credentials::{NewCredential, now_unix, validate_account_name};
 use crate::model::{DEFAULT_DAILY_ATTEMPTS, DEFAULT_QPS};
 use crate::secrets::{KeyedHash, MasterKey};
 use crate::stats::{AtomicHistogram, BATCH_SIZE_BUCKETS, COMMIT_SECONDS_BUCKETS, LedgerStats};
@@ -44,12 +46,6 @@ const READER_POOL_MAX: usize = 8;
 
 fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
-}
-
-pub(crate) fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// A job for the writer thread.
@@ -424,44 +420,6 @@ fn write_batch(conn: &mut Connection, batch: &[WriteJob]) -> Result<(), String> 
     tx.commit().map_err(|e| e.to_string())
 }
 
-/// `AKID` + 32 alphanumerics, as Tencent's SecretIds look; keys are 32 alphanumerics.
-pub(crate) fn random_alphanumeric(len: usize) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut out = String::with_capacity(len);
-    let mut buf = [0u8; 64];
-    while out.len() < len {
-        rand::fill(&mut buf[..]);
-        // Rejection sampling keeps the distribution uniform (248 = 4 × 62).
-        for &b in buf.iter().filter(|&&b| b < 248) {
-            if out.len() == len {
-                break;
-            }
-            out.push(ALPHABET[usize::from(b) % ALPHABET.len()] as char);
-        }
-    }
-    out
-}
-
-pub(crate) fn validate_account_name(name: &str) -> Result<(), StoreError> {
-    let ok = (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid(
-            "an account name is 1 to 64 characters of letters, digits, '-', '_' and '.'".into(),
-        ))
-    }
-}
-
-/// SHA-256 of a session token: tokens are checked, never stored.
-pub fn token_sha256(token: &str) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(token.as_bytes()).into()
-}
-
 #[async_trait]
 impl AccountStore for SqliteStore {
     async fn create_account(&self, name: &str) -> Result<Account, StoreError> {
@@ -543,23 +501,7 @@ impl AccountStore for SqliteStore {
         account: &str,
         ttl_seconds: Option<i64>,
     ) -> Result<IssuedCredential, StoreError> {
-        let secret_id = format!("AKID{}", random_alphanumeric(32));
-        let secret_key = Zeroizing::new(random_alphanumeric(32));
-        let (kind, token, expires_at) = match ttl_seconds {
-            None => (CredentialKind::Permanent, None, None),
-            Some(ttl) if ttl > 0 => (
-                CredentialKind::Temporary,
-                Some(random_alphanumeric(96)),
-                Some(now_unix().saturating_add(ttl)),
-            ),
-            Some(_) => {
-                return Err(StoreError::Invalid(
-                    "a token's lifetime must be positive".into(),
-                ));
-            }
-        };
-        let sealed = self.key.seal_secret(&secret_id, secret_key.as_bytes());
-        let token_hash = token.as_deref().map(token_sha256);
+        let new = NewCredential::generate(&self.key, ttl_seconds)?;
         let conn = lock(&self.admin);
         if Self::read_account(&conn, account)
             .map_err(db_err)?
@@ -571,23 +513,17 @@ impl AccountStore for SqliteStore {
             "INSERT INTO credentials (secret_id, account, secret_key_enc, kind, token_sha256, \
              expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
-                secret_id,
+                new.secret_id,
                 account,
-                sealed,
-                kind.as_str(),
-                token_hash.as_ref().map(|h| h.as_slice()),
-                expires_at,
+                new.sealed,
+                new.kind.as_str(),
+                new.token_sha256.as_ref().map(|h| h.as_slice()),
+                new.expires_at,
                 now_unix()
             ],
         )
         .map_err(db_err)?;
-        Ok(IssuedCredential {
-            account: account.to_string(),
-            secret_id,
-            secret_key: secret_key.to_string(),
-            token,
-            expires_at,
-        })
+        Ok(new.issued(account))
     }
 
     async fn credential(&self, secret_id: &str) -> Result<Option<Credential>, StoreError> {
@@ -620,11 +556,7 @@ impl AccountStore for SqliteStore {
             secret_id: secret_id.to_string(),
             secret_key: Zeroizing::new(secret_key),
             account,
-            kind: if kind == "temporary" {
-                CredentialKind::Temporary
-            } else {
-                CredentialKind::Permanent
-            },
+            kind: CredentialKind::from_word(&kind),
             token_sha256: token.and_then(|t| <[u8; 32]>::try_from(t.as_slice()).ok()),
             expires_at,
             revoked_at,
@@ -655,11 +587,7 @@ impl AccountStore for SqliteStore {
                     secret_id: r.get(0)?,
                     secret_key: Zeroizing::new(String::new()),
                     account: r.get(1)?,
-                    kind: if kind == "temporary" {
-                        CredentialKind::Temporary
-                    } else {
-                        CredentialKind::Permanent
-                    },
+                    kind: CredentialKind::from_word(&kind),
                     token_sha256: None,
                     expires_at: r.get(3)?,
                     revoked_at: r.get(4)?,
