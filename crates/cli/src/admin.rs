@@ -7,8 +7,10 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use cardcheck_domain::{CATALOGUE, Lang, ResultCode};
 use cardcheck_encryption::KeyAlgorithm;
-use cardcheck_store::{AccountStatus, AccountUpdate, IssuedCredential, UsageFilter};
+use cardcheck_store::audit::action;
+use cardcheck_store::{Account, AccountStatus, AccountUpdate, IssuedCredential, UsageFilter};
 
+use crate::audit::Auditor;
 use crate::store_args::StoreArgs;
 
 /// `cardcheck account …`
@@ -175,17 +177,114 @@ pub async fn run<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> E
     }
 }
 
-pub async fn account(cmd: AccountCommand) -> anyhow::Result<()> {
+/// The audit detail of a new account: its status and limits.
+pub fn account_detail(account: &Account) -> String {
+    format!(
+        "status {}, qps {}, daily attempts {}",
+        account.status, account.qps, account.daily_attempts
+    )
+}
+
+/// The audit detail of an issued credential: its account, and a token's lifetime.
+pub fn credential_detail(issued: &IssuedCredential, ttl: Option<i64>) -> String {
+    match (ttl, issued.expires_at) {
+        (Some(ttl), Some(at)) => format!(
+            "account {}, temporary, ttl {ttl} s, expires {}",
+            issued.account,
+            format_unix(at)
+        ),
+        _ => format!("account {}", issued.account),
+    }
+}
+
+/// Records a new account and its first key (`account create`, the demo account).
+pub async fn audit_account_created(
+    auditor: Auditor<'_>,
+    account: &Account,
+    issued: &IssuedCredential,
+) -> anyhow::Result<()> {
+    auditor
+        .record(
+            action::ACCOUNT_CREATE,
+            &account.name,
+            &account_detail(account),
+            &format!(
+                "account {} and key {} were created",
+                account.name, issued.secret_id
+            ),
+        )
+        .await?;
+    auditor
+        .record(
+            action::KEY_CREATE,
+            &issued.secret_id,
+            &credential_detail(issued, None),
+            &format!(
+                "account {} and key {} were created",
+                account.name, issued.secret_id
+            ),
+        )
+        .await
+}
+
+/// What `account set` changed, `old → new` for each field it was given.
+fn changes(old: Option<&Account>, new: &Account, update: &AccountUpdate) -> String {
+    let was = |f: fn(&Account) -> String| old.map_or_else(|| "?".to_string(), f);
+    let mut parts = Vec::new();
+    if update.status.is_some() {
+        parts.push(format!(
+            "status {} → {}",
+            was(|a| a.status.to_string()),
+            new.status
+        ));
+    }
+    if update.qps.is_some() {
+        parts.push(format!("qps {} → {}", was(|a| a.qps.to_string()), new.qps));
+    }
+    if update.daily_attempts.is_some() {
+        parts.push(format!(
+            "daily attempts {} → {}",
+            was(|a| a.daily_attempts.to_string()),
+            new.daily_attempts
+        ));
+    }
+    parts.join(", ")
+}
+
+pub async fn account(cmd: AccountCommand, actor: &str) -> anyhow::Result<()> {
     match cmd {
         AccountCommand::Create { name, store, json } => {
             let backend = store.open().await?;
+            let auditor = Auditor::new(&backend, actor);
             let account = backend.accounts.create_account(&name).await?;
-            let issued = backend
+            let issued = match backend
                 .accounts
                 .create_credential(&account.name, None)
-                .await?;
+                .await
+            {
+                Ok(issued) => issued,
+                Err(e) => {
+                    // The account exists: record it before reporting the key's failure.
+                    auditor
+                        .record(
+                            action::ACCOUNT_CREATE,
+                            &account.name,
+                            &account_detail(&account),
+                            &format!("account {} was created (without a key)", account.name),
+                        )
+                        .await?;
+                    backend.close();
+                    return Err(e).context(format!(
+                        "account {} was created, but its key was not",
+                        account.name
+                    ));
+                }
+            };
+            let audited = audit_account_created(auditor, &account, &issued).await;
             backend.close();
-            print_issued(&issued, json)
+            // The SecretKey is shown even when the audit failed: it exists now.
+            print_issued(&issued, json)?;
+            audited
         }
         AccountCommand::List { store, json } => {
             let backend = store.open().await?;
@@ -221,30 +320,36 @@ pub async fn account(cmd: AccountCommand) -> anyhow::Result<()> {
                 bail!("nothing to change: give --status, --qps or --daily-attempts");
             }
             let backend = store.open().await?;
-            let account = backend
-                .accounts
-                .update_account(
-                    &name,
-                    &AccountUpdate {
-                        status,
-                        qps,
-                        daily_attempts,
-                    },
+            let update = AccountUpdate {
+                status,
+                qps,
+                daily_attempts,
+            };
+            let old = backend.accounts.account(&name).await?;
+            let account = backend.accounts.update_account(&name, &update).await?;
+            let audited = Auditor::new(&backend, actor)
+                .record(
+                    action::ACCOUNT_SET,
+                    &account.name,
+                    &changes(old.as_ref(), &account, &update),
+                    &format!("account {} was changed", account.name),
                 )
-                .await?;
+                .await;
+            backend.close();
             if json {
-                return print_json(&account);
+                print_json(&account)?;
+            } else {
+                println!(
+                    "{}: status {}, qps {}, daily attempts {}",
+                    account.name, account.status, account.qps, account.daily_attempts
+                );
             }
-            println!(
-                "{}: status {}, qps {}, daily attempts {}",
-                account.name, account.status, account.qps, account.daily_attempts
-            );
-            Ok(())
+            audited
         }
     }
 }
 
-pub async fn key(cmd: KeyCommand) -> anyhow::Result<()> {
+pub async fn key(cmd: KeyCommand, actor: &str) -> anyhow::Result<()> {
     match cmd {
         KeyCommand::Create {
             account,
@@ -253,15 +358,47 @@ pub async fn key(cmd: KeyCommand) -> anyhow::Result<()> {
         } => {
             let backend = store.open().await?;
             let issued = backend.accounts.create_credential(&account, None).await?;
-            print_issued(&issued, json)
+            let audited = Auditor::new(&backend, actor)
+                .record(
+                    action::KEY_CREATE,
+                    &issued.secret_id,
+                    &credential_detail(&issued, None),
+                    &format!("key {} was created", issued.secret_id),
+                )
+                .await;
+            backend.close();
+            print_issued(&issued, json)?;
+            audited
         }
         KeyCommand::Revoke { secret_id, store } => {
             let backend = store.open().await?;
+            // For the audit detail only: whose key, and whether it was revoked before.
+            let before = backend
+                .accounts
+                .credential(&secret_id)
+                .await
+                .ok()
+                .flatten()
+                .map(|c| (c.account.clone(), c.revoked_at.is_some()));
             if !backend.accounts.revoke_credential(&secret_id).await? {
                 bail!("no such SecretId: {secret_id}");
             }
+            let detail = match before {
+                Some((account, true)) => format!("account {account}, already revoked"),
+                Some((account, false)) => format!("account {account}"),
+                None => String::new(),
+            };
+            let audited = Auditor::new(&backend, actor)
+                .record(
+                    action::KEY_REVOKE,
+                    &secret_id,
+                    &detail,
+                    &format!("key {secret_id} was revoked"),
+                )
+                .await;
+            backend.close();
             println!("revoked {secret_id}");
-            Ok(())
+            audited
         }
         KeyCommand::Token {
             account,
@@ -274,7 +411,17 @@ pub async fn key(cmd: KeyCommand) -> anyhow::Result<()> {
                 .accounts
                 .create_credential(&account, Some(ttl))
                 .await?;
-            print_issued(&issued, json)
+            let audited = Auditor::new(&backend, actor)
+                .record(
+                    action::KEY_TOKEN,
+                    &issued.secret_id,
+                    &credential_detail(&issued, Some(ttl)),
+                    &format!("temporary key {} was created", issued.secret_id),
+                )
+                .await;
+            backend.close();
+            print_issued(&issued, json)?;
+            audited
         }
         KeyCommand::Public {
             algorithm,
@@ -300,22 +447,36 @@ pub async fn key(cmd: KeyCommand) -> anyhow::Result<()> {
                 .context("cannot load the server keys")?;
             ring.rotate(keep).context("cannot generate new keys")?;
             backend.keys.save_server_keys(&ring.to_bytes()).await?;
-            backend.close();
+            let mut lines = Vec::new();
+            let mut currents = Vec::new();
             for alg in [KeyAlgorithm::Rsa, KeyAlgorithm::Sm2] {
                 let prints = ring.fingerprints(alg);
                 let (current, older) = prints
                     .split_first()
                     .map_or(("", &[][..]), |(c, o)| (c.as_str(), o));
-                println!(
+                currents.push(format!("{} {current}", alg.as_str()));
+                lines.push(format!(
                     "{}: current {current}, also accepted: [{}]",
                     alg.as_str(),
                     older.join(", ")
-                );
+                ));
+            }
+            let audited = Auditor::new(&backend, actor)
+                .record(
+                    action::SERVER_KEY_ROTATE,
+                    "server-keys",
+                    &format!("current {}; keep {keep} older", currents.join(", ")),
+                    "the server keys were rotated",
+                )
+                .await;
+            backend.close();
+            for line in lines {
+                println!("{line}");
             }
             eprintln!(
                 "rotated; servers use the new keys within 10 seconds, and accept {keep} older key(s) per algorithm"
             );
-            Ok(())
+            audited
         }
     }
 }

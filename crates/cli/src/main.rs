@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod audit;
 mod bench;
 mod migrate;
 mod registry;
@@ -26,6 +27,10 @@ struct Cli {
     /// line). Levels: CARDCHECK_LOG or RUST_LOG (e.g. `info`, `warn,cardcheck_server=debug`).
     #[arg(long, global = true, value_enum, env = "CARDCHECK_LOG_FORMAT")]
     log_format: Option<LogFormat>,
+    /// Who runs the command, for the audit log of administrative actions (default:
+    /// the OS user and host, e.g. `alice@ops-1`).
+    #[arg(long, global = true, env = audit::ACTOR_ENV, value_name = "NAME")]
+    actor: Option<String>,
 }
 
 /// `--log-format`.
@@ -61,6 +66,9 @@ enum Command {
     Sandbox(SandboxCommand),
     /// Billed and free verifications per account and day.
     Usage(admin::UsageArgs),
+    /// The audit log of administrative actions: list, verify.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,19 +145,23 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let actor = audit::resolve_actor(cli.actor.as_deref());
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve::run(args, matches.subcommand_matches("serve")).await,
+            Command::Serve(args) => {
+                serve::run(args, matches.subcommand_matches("serve"), &actor).await
+            }
             Command::Verify(args) => verify::run(args).await,
-            Command::Account(cmd) => admin::run(admin::account(cmd)).await,
-            Command::Key(cmd) => admin::run(admin::key(cmd)).await,
+            Command::Account(cmd) => admin::run(admin::account(cmd, &actor)).await,
+            Command::Key(cmd) => admin::run(admin::key(cmd, &actor)).await,
             Command::Sandbox(SandboxCommand::List { json }) => {
                 admin::run(async move { admin::sandbox_list(json) }).await
             }
             Command::Usage(args) => admin::run(admin::usage(args)).await,
-            Command::Registry(cmd) => registry::run(cmd).await,
-            Command::Migrate(args) => migrate::run(args).await,
+            Command::Registry(cmd) => registry::run(cmd, &actor).await,
+            Command::Migrate(args) => migrate::run(args, &actor).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Audit(cmd) => audit::run(cmd).await,
         }
     })
 }

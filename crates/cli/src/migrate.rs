@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use cardcheck_store::migrate::{MigrationReport, sqlite_to_postgres};
+use anyhow::{Context, bail};
+use cardcheck_store::MasterKey;
+use cardcheck_store::migrate::{Copied, MigrationReport, sqlite_to_postgres};
 use cardcheck_store::postgres::{PostgresOptions, redact_url};
 
 /// `cardcheck migrate` options.
@@ -30,8 +31,8 @@ pub struct MigrateArgs {
     json: bool,
 }
 
-pub async fn run(args: MigrateArgs) -> ExitCode {
-    match migrate(args).await {
+pub async fn run(args: MigrateArgs, actor: &str) -> ExitCode {
+    match migrate(args, actor).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -40,9 +41,9 @@ pub async fn run(args: MigrateArgs) -> ExitCode {
     }
 }
 
-async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+async fn migrate(args: MigrateArgs, actor: &str) -> anyhow::Result<()> {
     let options = PostgresOptions::from_env(&args.database_url, &args.redis_url)?;
-    let report = sqlite_to_postgres(&args.data_dir, options)
+    let report = sqlite_to_postgres(&args.data_dir, options.clone())
         .await
         .with_context(|| {
             format!(
@@ -51,11 +52,57 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
                 redact_url(&args.database_url)
             )
         })?;
+    let audited = audit_migration(&args, options, &report, actor).await;
     if args.json {
-        return crate::admin::print_json(&report);
+        crate::admin::print_json(&report)?;
+    } else {
+        print_report(&args, &report);
     }
-    print_report(&args, &report);
-    Ok(())
+    audited
+}
+
+/// Records the migration in the target deployment's audit log (after the copied one).
+async fn audit_migration(
+    args: &MigrateArgs,
+    mut options: PostgresOptions,
+    r: &MigrationReport,
+    actor: &str,
+) -> anyhow::Result<()> {
+    let done = format!(
+        "{} was migrated into {}",
+        args.data_dir.display(),
+        redact_url(&args.database_url)
+    );
+    // The deployment has the data directory's master key now (the migration used it).
+    let opened = async {
+        options.master_key = Some(MasterKey::load_or_create(&args.data_dir, false)?);
+        options.open().await
+    };
+    let backend = match opened.await {
+        Ok(backend) => backend,
+        Err(e) => bail!("{done}, but it could not be recorded in the audit log: {e}"),
+    };
+    let c = |what: &str, c: Copied| format!("{what} {}/{}", c.copied, c.read);
+    let detail = format!(
+        "copied/read: {}, {}, {}, {}, {}, {}; server keys {}",
+        c("accounts", r.accounts),
+        c("credentials", r.credentials),
+        c("registry", r.registry),
+        c("ledger", r.ledger),
+        c("attempts", r.attempts),
+        c("audit", r.audit),
+        r.server_keys
+    );
+    let recorded = crate::audit::Auditor::new(&backend, actor)
+        .record(
+            cardcheck_store::audit::action::STORE_MIGRATE,
+            &args.data_dir.display().to_string(),
+            &detail,
+            &done,
+        )
+        .await;
+    backend.close();
+    recorded
 }
 
 fn print_report(args: &MigrateArgs, r: &MigrationReport) {
@@ -75,6 +122,19 @@ fn print_report(args: &MigrateArgs, r: &MigrationReport) {
     line("registry", r.registry);
     line("ledger", r.ledger);
     line("attempts", r.attempts);
+    if let Some(broken) = &r.audit_broken {
+        println!(
+            "  audit        {:>10} copied of {:>10} (not copied: the data directory's {broken})",
+            0, r.audit.read
+        );
+    } else if r.audit.read > 0 && r.audit.copied == 0 {
+        println!(
+            "  audit        {:>10} copied of {:>10} (the deployment's audit log is not empty: left as it is)",
+            0, r.audit.read
+        );
+    } else {
+        line("audit", r.audit);
+    }
     println!("  server keys  {}", r.server_keys);
     if !r.master_key_from_env {
         println!(

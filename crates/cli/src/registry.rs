@@ -69,7 +69,7 @@ pub enum RegistryCommand {
 }
 
 /// Runs a `registry` subcommand. Exit status: 0 success, 1 failure (2 is clap's).
-pub async fn run(cmd: RegistryCommand) -> ExitCode {
+pub async fn run(cmd: RegistryCommand, actor: &str) -> ExitCode {
     let outcome = match cmd {
         RegistryCommand::Import {
             file,
@@ -86,6 +86,7 @@ pub async fn run(cmd: RegistryCommand) -> ExitCode {
                 strict,
                 rejects,
                 progress: !no_progress,
+                actor: actor.to_string(),
             })
             .await
         }

@@ -240,8 +240,8 @@ impl ConfigFile {
     }
 }
 
-pub async fn run(args: ServeArgs, matches: Option<&clap::ArgMatches>) -> ExitCode {
-    match serve(args, matches).await {
+pub async fn run(args: ServeArgs, matches: Option<&clap::ArgMatches>, actor: &str) -> ExitCode {
+    match serve(args, matches, actor).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -257,7 +257,11 @@ fn user_set(matches: Option<&clap::ArgMatches>, id: &str) -> bool {
         .is_some_and(|s| s != ValueSource::DefaultValue)
 }
 
-async fn serve(mut args: ServeArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Result<()> {
+async fn serve(
+    mut args: ServeArgs,
+    matches: Option<&clap::ArgMatches>,
+    actor: &str,
+) -> anyhow::Result<()> {
     let file = match &args.config {
         Some(path) => Some(ConfigFile::load(path)?),
         None => None,
@@ -376,7 +380,7 @@ async fn serve(mut args: ServeArgs, matches: Option<&clap::ArgMatches>) -> anyho
     let shutdown = shutdown_signal();
     let backend = args.store.open().await?;
     let demo_credentials = if demo {
-        create_demo_account(&backend).await?
+        create_demo_account(&backend, actor).await?
     } else {
         None
     };
@@ -446,22 +450,31 @@ async fn serve(mut args: ServeArgs, matches: Option<&clap::ArgMatches>) -> anyho
     Ok(())
 }
 
-/// On a data directory without accounts: the `demo` account and a key pair.
+/// On a data directory without accounts: the `demo` account and a key pair, recorded
+/// in the audit log as `actor`'s.
 async fn create_demo_account(
     backend: &Backend,
+    actor: &str,
 ) -> anyhow::Result<Option<cardcheck_store::IssuedCredential>> {
     if !backend.accounts.list_accounts().await?.is_empty() {
         return Ok(None);
     }
-    match backend.accounts.create_account("demo").await {
-        Ok(_) => {}
+    let account = match backend.accounts.create_account("demo").await {
+        Ok(account) => account,
         // Another node starting on the same fresh store created it first.
         Err(cardcheck_store::StoreError::Conflict(_)) => return Ok(None),
         Err(e) => return Err(e.into()),
+    };
+    let issued = backend.accounts.create_credential("demo", None).await?;
+    let auditor = crate::audit::Auditor::new(backend, actor);
+    if let Err(e) = crate::admin::audit_account_created(auditor, &account, &issued).await {
+        // The key exists and is not shown again: show it now, then refuse to start.
+        say!("demo account created; its SecretKey is shown only now:");
+        say!("  SecretId:  {}", issued.secret_id);
+        say!("  SecretKey: {}", issued.secret_key);
+        return Err(e);
     }
-    Ok(Some(
-        backend.accounts.create_credential("demo", None).await?,
-    ))
+    Ok(Some(issued))
 }
 
 /// Installs the SIGINT / SIGTERM handlers now and returns the future that resolves on

@@ -788,6 +788,8 @@ async fn migrate_moves_an_embedded_store_and_the_results_stay_the_same() {
     assert_eq!(report["ledger"], json!({"copied": 4, "read": 4}));
     assert_eq!(report["attempts"], json!({"copied": 3, "read": 3}));
     assert_eq!(report["server_keys"], "copied");
+    // The audit log (account create: 2 entries, account set: 1) came along verbatim.
+    assert_eq!(report["audit"], json!({"copied": 3, "read": 3}));
     // Running it again copies nothing new.
     let mut cmd = d.command(&["migrate", "--data-dir", &data_dir_arg, "--json"]);
     if key_from_env.is_none() {
@@ -797,6 +799,29 @@ async fn migrate_moves_an_embedded_store_and_the_results_stay_the_same() {
     let again: Value = serde_json::from_str(&run_ok(cmd)).unwrap();
     assert_eq!(again["ledger"], json!({"copied": 0, "read": 4}));
     assert_eq!(again["server_keys"], "identical");
+    assert_eq!(again["audit"], json!({"copied": 0, "read": 3}));
+    // The copied chain goes on in PostgreSQL: each migration is recorded after it.
+    let audit: Value = serde_json::from_str(&d.cli(&["audit", "list", "--json"])).unwrap();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "account.create",
+            "key.create",
+            "account.set",
+            "store.migrate",
+            "store.migrate"
+        ]
+    );
+    assert!(
+        d.cli(&["audit", "verify"])
+            .starts_with("audit log intact: 5 entries, head ")
+    );
 
     // The same public key, the same credentials, the same Results.
     assert_eq!(d.cli(&["key", "public"]), public_before);

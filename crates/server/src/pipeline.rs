@@ -244,6 +244,7 @@ impl AppState {
                 latency_us: started.elapsed().as_micros().try_into().unwrap_or(u64::MAX),
                 ts_ms: now.saturating_mul(1000),
                 day: beijing_day(now),
+                attempted_card: decision.counted.then(|| decision.card.clone()).flatten(),
             })
             .await?;
         let body = cardcheck_tc3::envelope::success_body(

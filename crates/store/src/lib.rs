@@ -3,8 +3,9 @@
 //! The server and the CLI talk to a [`Backend`]: a bundle of trait objects for accounts
 //! and credentials ([`AccountStore`]), the cardholder registry ([`RegistryStore`], also a
 //! verification [`cardcheck_domain::Source`]), daily attempt counters
-//! ([`cardcheck_domain::AttemptCounter`]), the usage ledger ([`Ledger`]) and the server's
-//! Encryption key ring ([`ServerKeyStore`]). The embedded implementation is
+//! ([`cardcheck_domain::AttemptCounter`]), the usage ledger ([`Ledger`]), the server's
+//! Encryption key ring ([`ServerKeyStore`]) and the append-only audit log of
+//! administrative actions ([`AuditLog`], [`audit`]). The embedded implementation is
 //! [`sqlite::SqliteStore`] (one file under a data directory); the scale-out one is
 //! [`postgres::PgStore`] + [`redis_state::RedisState`] (PostgreSQL for durable state,
 //! Redis for shared counters: [`open_postgres`]). Both implement the same traits and
@@ -18,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod credentials;
 pub mod import;
 pub mod memory;
@@ -34,6 +36,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use cardcheck_domain::{AttemptCounter, Source};
 
+pub use audit::{AuditEntry, AuditEvent, AuditFilter, AuditLog, ChainBreak, ChainHead};
 pub use import::{ProgressFn, RegistryImport};
 pub use model::{
     Account, AccountStatus, AccountUpdate, Credential, CredentialKind, ImportCounts,
@@ -209,6 +212,8 @@ pub struct Backend {
     pub limiter: Arc<dyn RateLimiter>,
     /// Final answers for identical retries.
     pub replays: Arc<dyn ReplayCache>,
+    /// The append-only audit log of administrative actions.
+    pub audit: Arc<dyn AuditLog>,
     /// Human-readable description ("sqlite:/path/cardcheck.db").
     pub description: String,
     closer: Arc<dyn Fn() + Send + Sync>,

@@ -11,7 +11,10 @@
 //! PostgreSQL are kept (not overwritten); the server key ring of the data directory
 //! replaces the database's, because it is the public key the clients already have.
 //! Attempt counters of today and yesterday (Beijing) are raised in Redis to at least
-//! the embedded counts.
+//! the embedded counts. The audit log is copied as it is (ids, times and hashes, so
+//! its chain still verifies) when the deployment's audit log is empty and the data
+//! directory's chain verifies; otherwise it is left alone (two chains cannot be merged,
+//! a broken one stays where it broke) and the report says so.
 
 use std::path::Path;
 
@@ -57,6 +60,12 @@ pub struct MigrationReport {
     pub ledger: Copied,
     /// Attempt counters of today and yesterday raised in Redis / read.
     pub attempts: Copied,
+    /// Audit log entries: all or none (copied only into an empty audit log, and only
+    /// when the data directory's chain verifies).
+    pub audit: Copied,
+    /// Why the data directory's audit log was not copied although the deployment's
+    /// was empty: its chain is broken (`audit log broken at entry N: …`).
+    pub audit_broken: Option<String>,
     /// `none` (the data directory had none), `copied`, `identical` or `replaced`.
     pub server_keys: &'static str,
     /// Whether the master key came from `CARDCHECK_MASTER_KEY` (else `master.key`).
@@ -106,6 +115,11 @@ pub async fn sqlite_to_postgres(
     let deadline = pg.admin_timeout;
     let src =
         Connection::open_with_flags(&db_path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sq)?;
+    let ledger_src = Connection::open_with_flags(
+        data_dir.join(crate::sqlite::LEDGER_FILE),
+        OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .map_err(sq)?;
     let mut report = MigrationReport {
         master_key_from_env,
         ..MigrationReport::default()
@@ -237,7 +251,7 @@ pub async fn sqlite_to_postgres(
     let mut after_id: i64 = 0;
     loop {
         let rows: Vec<(i64, LedgerEntry)> = {
-            let mut stmt = src
+            let mut stmt = ledger_src
                 .prepare_cached(
                     "SELECT id, request_id, account, secret_id, action, result, masked_card, \
                      latency_us, ts_ms, day FROM ledger WHERE id > ?1 ORDER BY id LIMIT ?2",
@@ -290,6 +304,7 @@ pub async fn sqlite_to_postgres(
                                 latency_us: u64::try_from(latency).unwrap_or(0),
                                 ts_ms: ts,
                                 day,
+                                attempted_card: None,
                             },
                         ))
                     },
@@ -310,17 +325,8 @@ pub async fn sqlite_to_postgres(
 
     // Attempt counters that still matter: today's and yesterday's (Beijing).
     let today = cardcheck_domain::beijing_day(crate::credentials::now_unix());
-    let attempts: Vec<(String, Vec<u8>, i32, i64)> = {
-        let mut stmt = src
-            .prepare("SELECT account, card_hash, day, count FROM attempts WHERE day >= ?1")
-            .map_err(sq)?;
-        stmt.query_map([today - 1], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })
-        .map_err(sq)?
-        .collect::<Result<_, _>>()
-        .map_err(sq)?
-    };
+    let attempts =
+        crate::sqlite::ledger::attempt_counts_since(&ledger_src, today - 1).map_err(sq)?;
     report.attempts.read = attempts.len() as u64;
     for (account, card_hash, day, count) in &attempts {
         let count = u32::try_from(*count).unwrap_or(u32::MAX);
@@ -328,6 +334,35 @@ pub async fn sqlite_to_postgres(
             .raise_attempts(account, &keyed_hash(card_hash)?, *day, count)
             .await?;
         report.attempts.copied += 1;
+    }
+
+    // The audit log, verbatim, into an empty one only.
+    let audit: Vec<crate::AuditEntry> = {
+        let mut stmt = src
+            .prepare(
+                "SELECT id, ts_ms, actor, action, target, detail, prev_hash, hash FROM audit \
+                 ORDER BY id",
+            )
+            .map_err(sq)?;
+        stmt.query_map([], crate::sqlite::audit::entry_from_row)
+            .map_err(sq)?
+            .collect::<Result<_, _>>()
+            .map_err(sq)?
+    };
+    report.audit.read = audit.len() as u64;
+    // A broken chain (tampering in the data directory) cannot be appended in sequence,
+    // and copying it would hide where it broke: it stays in the data directory.
+    if let Err(broken) = crate::audit::verify_chain(&audit) {
+        report.audit_broken = Some(broken.to_string());
+    } else if !audit.is_empty() {
+        let copied = within(deadline, "migrate audit log", async {
+            let mut client = pg.client().await?;
+            crate::postgres::audit::copy_entries(&mut client, &audit).await
+        })
+        .await?;
+        if copied {
+            report.audit.copied = report.audit.read;
+        }
     }
 
     // The server key ring: the one the clients know wins.

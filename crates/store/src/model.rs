@@ -228,6 +228,10 @@ pub struct LedgerEntry {
     pub ts_ms: i64,
     /// Beijing calendar day ([`cardcheck_domain::beijing_day`]).
     pub day: i32,
+    /// The card, when this request counted as an attempt (verification.md §2 step 4).
+    /// Never stored as such: the embedded store keeps its keyed hash, from which it
+    /// rebuilds daily attempt counts; PostgreSQL deployments count in Redis.
+    pub attempted_card: Option<CardNumber>,
 }
 
 /// Which ledger rows to count.

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use cardcheck_domain::{
     AttemptDecision, CardNumber, CardStatus, CardholderName, ResultCode, SourceAnswer,
 };
+use cardcheck_store::audit::{AuditEntry, AuditEvent, AuditFilter, verify_log};
 use cardcheck_store::postgres::PostgresOptions;
 use cardcheck_store::{
     AccountStatus, AccountUpdate, Backend, LedgerEntry, MasterKey, RegistryRecord, ReplayBegin,
@@ -173,6 +174,48 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// Runs SQL on the backend's storage directly, beside the store (as an operator
+    /// with a database shell would): the SQLite file through its own connection, the
+    /// PostgreSQL schema through a client of its own. The error is the database's
+    /// message.
+    async fn raw_sql(&self, sql: &str) -> Result<(), String> {
+        match &self.kind {
+            Kind::Sqlite(dir) => {
+                let conn = rusqlite::Connection::open(
+                    dir.path().join(cardcheck_store::sqlite::DATABASE_FILE),
+                )
+                .unwrap();
+                conn.busy_timeout(Duration::from_secs(10)).unwrap();
+                conn.execute_batch(sql).map_err(|e| e.to_string())
+            }
+            Kind::Postgres { schema, .. } => {
+                let client = pg_client().await;
+                client
+                    .batch_execute(&format!("SET search_path TO \"{schema}\""))
+                    .await
+                    .unwrap();
+                client.batch_execute(sql).await.map_err(|e| {
+                    e.as_db_error()
+                        .map_or_else(|| e.to_string(), |d| d.message().to_string())
+                })
+            }
+        }
+    }
+
+    /// Removes the audit table's append-only triggers (a tampering test's first step).
+    async fn drop_audit_triggers(&self) {
+        let sql = if self.is_postgres() {
+            "DROP TRIGGER audit_no_update_or_delete ON audit; \
+             DROP TRIGGER audit_append_in_sequence ON audit;"
+        } else {
+            "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete; \
+             DROP TRIGGER audit_append_in_sequence;"
+        };
+        self.raw_sql(sql).await.unwrap();
+    }
+}
+
 impl Drop for Harness {
     fn drop(&mut self) {
         self.backend.close();
@@ -231,6 +274,7 @@ fn entry(request_id: &str, account: &str, result: ResultCode, day: i32) -> Ledge
         latency_us: 10,
         ts_ms: 1_700_000_000_000,
         day,
+        attempted_card: None,
     }
 }
 
@@ -482,80 +526,102 @@ async fn registry_bulk_import(h: &Harness) {
     assert_eq!(h.backend.registry.stats().await.unwrap().total, 2500);
 }
 
+/// Registers an attempt as the server does: the request's ledger row carries the card
+/// when the attempt counted (the embedded store rebuilds its counts from those rows).
+async fn attempt(
+    backend: &Backend,
+    account: &str,
+    card: &CardNumber,
+    day: i32,
+    limit: u32,
+) -> AttemptDecision {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let decision = backend
+        .attempts
+        .register_attempt(account, card, day, limit)
+        .await
+        .unwrap();
+    let counted = decision == AttemptDecision::Allowed;
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let result = if counted {
+        ResultCode::Passed
+    } else {
+        ResultCode::DailyLimitExceeded
+    };
+    let mut row = entry(
+        &format!("attempt-{}-{n}", std::process::id()),
+        account,
+        result,
+        day,
+    );
+    row.attempted_card = counted.then(|| card.clone());
+    backend.ledger.append(row).await.unwrap();
+    decision
+}
+
 async fn attempts_count_per_account_card_and_day(h: &Harness) {
     let card = CardNumber::parse(CARD).unwrap();
-    let attempts = &h.backend.attempts;
+    let attempts = &h.backend;
     for _ in 0..3 {
         assert_eq!(
-            attempts
-                .register_attempt("acme", &card, 100, 4)
-                .await
-                .unwrap(),
+            attempt(attempts, "acme", &card, 100, 4).await,
             AttemptDecision::Allowed
         );
     }
-    // A restarted node (SQLite) or another node (PostgreSQL + Redis) sees the counts.
+    // A restarted node (SQLite: from the ledger rows) or another node (PostgreSQL +
+    // Redis) sees the counts.
     h.backend.close();
     let again = h.reopen().await.unwrap();
-    let attempts = &again.attempts;
+    let attempts = &again;
     assert_eq!(
-        attempts
-            .register_attempt("acme", &card, 100, 4)
-            .await
-            .unwrap(),
+        attempt(attempts, "acme", &card, 100, 4).await,
         AttemptDecision::Allowed
     );
     assert_eq!(
-        attempts
-            .register_attempt("acme", &card, 100, 4)
-            .await
-            .unwrap(),
+        attempt(attempts, "acme", &card, 100, 4).await,
         AttemptDecision::Exceeded
     );
     // Exceeded attempts are not counted: a higher limit allows exactly one more.
     assert_eq!(
-        attempts
-            .register_attempt("acme", &card, 100, 5)
-            .await
-            .unwrap(),
+        attempt(attempts, "acme", &card, 100, 5).await,
         AttemptDecision::Allowed
     );
     assert_eq!(
-        attempts
-            .register_attempt("acme", &card, 100, 5)
-            .await
-            .unwrap(),
+        attempt(attempts, "acme", &card, 100, 5).await,
         AttemptDecision::Exceeded
     );
     assert_eq!(
-        attempts
-            .register_attempt("other", &card, 100, 4)
-            .await
-            .unwrap(),
+        attempt(attempts, "other", &card, 100, 4).await,
         AttemptDecision::Allowed
     );
     assert_eq!(
-        attempts
-            .register_attempt("acme", &card, 101, 4)
-            .await
-            .unwrap(),
+        attempt(attempts, "acme", &card, 101, 4).await,
         AttemptDecision::Allowed
     );
     let other_card = CardNumber::parse("6225760000000001").unwrap();
     assert_eq!(
-        attempts
-            .register_attempt("acme", &other_card, 100, 4)
-            .await
-            .unwrap(),
+        attempt(attempts, "acme", &other_card, 100, 4).await,
         AttemptDecision::Allowed
     );
     // 0 = unlimited.
     assert_eq!(
-        attempts
-            .register_attempt("acme", &card, 100, 0)
-            .await
-            .unwrap(),
+        attempt(attempts, "acme", &card, 100, 0).await,
         AttemptDecision::Allowed
+    );
+    // Attempts made while the account was unlimited count once a limit is set.
+    for _ in 0..3 {
+        assert_eq!(
+            attempt(attempts, "later", &card, 300, 0).await,
+            AttemptDecision::Allowed
+        );
+    }
+    assert_eq!(
+        attempt(attempts, "later", &card, 300, 4).await,
+        AttemptDecision::Allowed
+    );
+    assert_eq!(
+        attempt(attempts, "later", &card, 300, 4).await,
+        AttemptDecision::Exceeded
     );
     again.close();
 }
@@ -784,6 +850,309 @@ async fn a_wrong_master_key_is_refused(h: &Harness) {
     ));
 }
 
+fn audit_event(action: &str, target: &str, detail: &str) -> AuditEvent {
+    AuditEvent::new("alice@ops-1", action, target, detail)
+}
+
+fn ids(entries: &[AuditEntry]) -> Vec<u64> {
+    entries.iter().map(|e| e.id).collect()
+}
+
+async fn audit_list(h: &Harness, filter: AuditFilter) -> Vec<u64> {
+    ids(&h.backend.audit.list(&filter).await.unwrap())
+}
+
+async fn audit_records_lists_and_filters(h: &Harness) {
+    let log = &h.backend.audit;
+    assert!(log.list(&AuditFilter::default()).await.unwrap().is_empty());
+    let empty = verify_log(log.as_ref()).await.unwrap().unwrap();
+    assert_eq!((empty.entries, empty.last_id), (0, 0));
+
+    let mut recorded = Vec::new();
+    for (action, target, detail) in [
+        (
+            "account.create",
+            "acme",
+            "status active, qps 20, daily attempts 10",
+        ),
+        ("key.create", "AKIDaudit", "account acme, permanent"),
+    ] {
+        recorded.push(
+            log.record(audit_event(action, target, detail))
+                .await
+                .unwrap(),
+        );
+    }
+    // Later entries get a later millisecond, for the time filters.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for (action, target, detail) in [
+        ("account.set", "acme", "status active → arrears"),
+        (
+            "registry.import",
+            "cards.csv",
+            "inserted 2, updated 0, rejected 1, 0.1 s",
+        ),
+    ] {
+        recorded.push(
+            log.record(audit_event(action, target, detail))
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(ids(&recorded), [1, 2, 3, 4]);
+    assert_eq!(recorded[0].prev_hash, [0u8; 32]);
+    for pair in recorded.windows(2) {
+        assert_eq!(pair[1].prev_hash, pair[0].hash);
+        assert!(pair[1].ts_ms >= pair[0].ts_ms);
+    }
+    assert_eq!(recorded[2].event.detail, "status active → arrears");
+    assert_eq!(recorded[2].event.actor, "alice@ops-1");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert!(
+        (now_ms - recorded[0].ts_ms).abs() < 60_000,
+        "times are Unix ms"
+    );
+
+    // Everything comes back exactly as recorded, oldest first.
+    assert_eq!(log.list(&AuditFilter::default()).await.unwrap(), recorded);
+
+    let prefix = |p: &str| AuditFilter {
+        action_prefix: Some(p.into()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(audit_list(h, prefix("account")).await, [1, 3]);
+    assert_eq!(audit_list(h, prefix("key.")).await, [2]);
+    assert_eq!(audit_list(h, prefix("registry.import")).await, [4]);
+    assert!(audit_list(h, prefix("nosuch")).await.is_empty());
+    // A prefix is text, not a pattern.
+    assert!(audit_list(h, prefix("%")).await.is_empty());
+    assert!(audit_list(h, prefix("_ey")).await.is_empty());
+
+    let (t2, t3) = (recorded[1].ts_ms, recorded[2].ts_ms);
+    assert!(t3 > t2);
+    let window = |since: Option<i64>, until: Option<i64>| AuditFilter {
+        since_ms: since,
+        until_ms: until,
+        ..AuditFilter::default()
+    };
+    assert_eq!(audit_list(h, window(Some(t3), None)).await, [3, 4]);
+    assert_eq!(audit_list(h, window(None, Some(t3))).await, [1, 2]);
+    assert_eq!(audit_list(h, window(Some(t2), Some(t3))).await, [2]);
+    assert!(
+        audit_list(h, window(Some(recorded[3].ts_ms + 1), None))
+            .await
+            .is_empty()
+    );
+
+    let page = |after: Option<u64>, limit: Option<u64>, latest: bool| AuditFilter {
+        after_id: after,
+        limit,
+        latest,
+        ..AuditFilter::default()
+    };
+    assert_eq!(audit_list(h, page(None, Some(2), false)).await, [1, 2]);
+    assert_eq!(audit_list(h, page(None, Some(2), true)).await, [3, 4]);
+    assert_eq!(audit_list(h, page(Some(2), None, false)).await, [3, 4]);
+    assert_eq!(audit_list(h, page(Some(1), Some(1), false)).await, [2]);
+    assert!(audit_list(h, page(None, Some(0), false)).await.is_empty());
+    let mut newest_account = prefix("account");
+    newest_account.limit = Some(1);
+    newest_account.latest = true;
+    assert_eq!(audit_list(h, newest_account).await, [3]);
+
+    let head = verify_log(log.as_ref()).await.unwrap().unwrap();
+    assert_eq!(
+        (head.entries, head.last_id, head.head),
+        (4, 4, recorded[3].hash)
+    );
+
+    // No card number gets in, whatever a caller passes; a bad action word is refused.
+    let redacted = log
+        .record(audit_event(
+            "registry.import",
+            "6225768888888888.csv",
+            "card 6225 7688 8888 8888",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(redacted.event.target, "(redacted).csv");
+    assert_eq!(redacted.event.detail, "card (redacted)");
+    assert!(matches!(
+        log.record(audit_event("Account Create", "x", "")).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        log.record(AuditEvent::new(" ", "key.create", "x", ""))
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    let stored = h.stored_bytes().await;
+    assert!(
+        !contains(&stored, CARD.as_bytes()),
+        "card number in the store"
+    );
+
+    // Another handle (a restarted node, a second node) continues the same chain.
+    let again = h.reopen().await.unwrap();
+    assert_eq!(
+        ids(&again.audit.list(&AuditFilter::default()).await.unwrap()),
+        [1, 2, 3, 4, 5]
+    );
+    let sixth = again
+        .audit
+        .record(audit_event("key.revoke", "AKIDaudit", "account acme"))
+        .await
+        .unwrap();
+    assert_eq!((sixth.id, sixth.prev_hash), (6, redacted.hash));
+    let head = verify_log(again.audit.as_ref()).await.unwrap().unwrap();
+    assert_eq!((head.entries, head.head), (6, sixth.hash));
+    again.close();
+}
+
+async fn audit_appends_are_serialised(h: &Harness) {
+    // Two handles on one store (two processes, or two nodes) appending at once.
+    let other = h.reopen().await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let log = if i % 2 == 0 {
+            h.backend.audit.clone()
+        } else {
+            other.audit.clone()
+        };
+        tasks.spawn(async move {
+            log.record(audit_event("key.create", &format!("AKID{i}"), ""))
+                .await
+                .map(|e| e.id)
+        });
+    }
+    let mut got = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        got.push(r.unwrap().unwrap());
+    }
+    got.sort_unstable();
+    assert_eq!(got, (1..=24).collect::<Vec<u64>>(), "one id each, no fork");
+    let head = verify_log(h.backend.audit.as_ref()).await.unwrap().unwrap();
+    assert_eq!(head.entries, 24);
+    other.close();
+}
+
+async fn audit_log_is_append_only(h: &Harness) {
+    let log = &h.backend.audit;
+    let first = log
+        .record(audit_event("account.create", "acme", "status active"))
+        .await
+        .unwrap();
+    log.record(audit_event("key.create", "AKIDaudit", "account acme"))
+        .await
+        .unwrap();
+    let hash_hex = hex::encode(first.hash);
+    let mut attempts = vec![
+        "UPDATE audit SET detail = 'forged' WHERE id = 1".to_string(),
+        "UPDATE audit SET actor = 'mallory'".to_string(),
+        "DELETE FROM audit WHERE id = 2".to_string(),
+        "DELETE FROM audit".to_string(),
+        // Not the next id: a gap, or an existing one.
+        format!(
+            "INSERT INTO audit (id, ts_ms, actor, action, target, detail, prev_hash, hash) \
+             VALUES (9, 0, 'mallory', 'key.revoke', 'x', '', {0}, {0})",
+            if h.is_postgres() {
+                format!("'\\x{hash_hex}'::bytea")
+            } else {
+                format!("X'{hash_hex}'")
+            }
+        ),
+    ];
+    if h.is_postgres() {
+        attempts.push("TRUNCATE audit".into());
+        attempts.push(format!(
+            "INSERT INTO audit (id, ts_ms, actor, action, target, detail, prev_hash, hash) \
+             VALUES (1, 0, 'mallory', 'key.revoke', 'x', '', '\\x{hash_hex}'::bytea, \
+             '\\x{hash_hex}'::bytea) ON CONFLICT (id) DO UPDATE SET actor = 'mallory'"
+        ));
+    } else {
+        // REPLACE deletes without firing delete triggers: the insert trigger stops it.
+        attempts.push(format!(
+            "INSERT OR REPLACE INTO audit (id, ts_ms, actor, action, target, detail, prev_hash, hash) \
+             VALUES (1, 0, 'mallory', 'key.revoke', 'x', '', X'{hash_hex}', X'{hash_hex}')"
+        ));
+    }
+    for sql in &attempts {
+        let err = h.raw_sql(sql).await.expect_err(sql);
+        assert!(err.contains("audit log is append-only"), "{sql}: {err}");
+    }
+    let entries = log.list(&AuditFilter::default()).await.unwrap();
+    assert_eq!(ids(&entries), [1, 2]);
+    assert_eq!(entries[0], first);
+    assert_eq!(verify_log(log.as_ref()).await.unwrap().unwrap().entries, 2);
+}
+
+async fn audit_tampering_is_detected(h: &Harness) {
+    let log = &h.backend.audit;
+    for i in 1..=4 {
+        log.record(audit_event("account.set", "acme", &format!("qps {i}")))
+            .await
+            .unwrap();
+    }
+    assert!(verify_log(log.as_ref()).await.unwrap().is_ok());
+    h.drop_audit_triggers().await;
+
+    // An edited entry.
+    h.raw_sql("UPDATE audit SET detail = 'qps 1000' WHERE id = 2")
+        .await
+        .unwrap();
+    let broken = verify_log(log.as_ref()).await.unwrap().unwrap_err();
+    assert_eq!(broken.id, 2, "{broken}");
+    h.raw_sql("UPDATE audit SET detail = 'qps 2' WHERE id = 2")
+        .await
+        .unwrap();
+    assert_eq!(verify_log(log.as_ref()).await.unwrap().unwrap().entries, 4);
+
+    // An edited entry whose hash was recomputed: the next one no longer follows.
+    h.raw_sql("UPDATE audit SET hash = prev_hash WHERE id = 3")
+        .await
+        .unwrap();
+    assert_eq!(verify_log(log.as_ref()).await.unwrap().unwrap_err().id, 3);
+    let original: AuditEntry = log
+        .list(&AuditFilter {
+            after_id: Some(3),
+            limit: Some(1),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+        .remove(0);
+    let restore = if h.is_postgres() {
+        format!(
+            "UPDATE audit SET hash = '\\x{}'::bytea WHERE id = 3",
+            hex::encode(original.prev_hash)
+        )
+    } else {
+        format!(
+            "UPDATE audit SET hash = X'{}' WHERE id = 3",
+            hex::encode(original.prev_hash)
+        )
+    };
+    h.raw_sql(&restore).await.unwrap();
+    assert!(verify_log(log.as_ref()).await.unwrap().is_ok());
+
+    // A deleted entry.
+    h.raw_sql("DELETE FROM audit WHERE id = 3").await.unwrap();
+    let broken = verify_log(log.as_ref()).await.unwrap().unwrap_err();
+    assert_eq!(broken.id, 4, "{broken}");
+    assert!(broken.reason.contains("missing"), "{broken}");
+
+    // The log still takes new entries (after the last one stored).
+    let next = log
+        .record(audit_event("key.revoke", "AKIDx", ""))
+        .await
+        .unwrap();
+    assert_eq!(next.id, 5);
+    assert_eq!(verify_log(log.as_ref()).await.unwrap().unwrap_err().id, 4);
+}
+
 /// Runs each check against both backends.
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
@@ -821,6 +1190,10 @@ conformance!(
     replay_cache_claims_replays_and_forgets_transient_answers,
     state_survives_reopen_and_nothing_secret_is_stored_in_plain_text,
     a_wrong_master_key_is_refused,
+    audit_records_lists_and_filters,
+    audit_appends_are_serialised,
+    audit_log_is_append_only,
+    audit_tampering_is_detected,
 );
 
 // ---------------------------------------------------------------- PostgreSQL + Redis only

@@ -6,7 +6,7 @@
 use cardcheck_domain::{
     AttemptDecision, CardNumber, CardStatus, CardholderName, ResultCode, SourceAnswer,
 };
-use cardcheck_store::sqlite::SqliteStore;
+use cardcheck_store::sqlite::{DATABASE_FILE, SqliteStore};
 use cardcheck_store::{
     AccountStatus, AccountUpdate, LedgerEntry, RegistryRecord, StoreError, UsageFilter,
 };
@@ -32,6 +32,7 @@ fn entry(request_id: &str, result: ResultCode, day: i32) -> LedgerEntry {
         latency_us: 10,
         ts_ms: 1_700_000_000_000,
         day,
+        attempted_card: None,
     }
 }
 
@@ -142,45 +143,108 @@ async fn registry_checks_the_name_before_the_status() {
     assert_eq!(stats.total, 1);
 }
 
+/// Registers an attempt as the server does: the ledger row of a counted request
+/// carries the card, and the store rebuilds its counts from those rows.
+async fn attempt(store: &SqliteStore, account: &str, day: i32, limit: u32) -> AttemptDecision {
+    use cardcheck_domain::AttemptCounter;
+    use cardcheck_store::Ledger;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let card = CardNumber::parse(CARD).unwrap();
+    let decision = store
+        .register_attempt(account, &card, day, limit)
+        .await
+        .unwrap();
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut row = entry(&format!("a{n}"), ResultCode::Passed, day);
+    row.account = account.into();
+    row.attempted_card = (decision == AttemptDecision::Allowed).then_some(card);
+    store.append(row).await.unwrap();
+    decision
+}
+
 #[tokio::test]
 async fn attempt_counts_persist_across_reopen_and_reset_per_day() {
-    use cardcheck_domain::AttemptCounter;
     let dir = tempfile::tempdir().unwrap();
-    let card = CardNumber::parse(CARD).unwrap();
     {
         let store = SqliteStore::open(dir.path()).unwrap();
         for _ in 0..3 {
             assert_eq!(
-                store.register_attempt("acme", &card, 100, 4).await.unwrap(),
+                attempt(&store, "acme", 100, 4).await,
                 AttemptDecision::Allowed
             );
         }
-        store.flush().await.unwrap();
     }
     let store = SqliteStore::open(dir.path()).unwrap();
     assert_eq!(
-        store.register_attempt("acme", &card, 100, 4).await.unwrap(),
+        attempt(&store, "acme", 100, 4).await,
         AttemptDecision::Allowed
     );
     assert_eq!(
-        store.register_attempt("acme", &card, 100, 4).await.unwrap(),
+        attempt(&store, "acme", 100, 4).await,
         AttemptDecision::Exceeded
     );
     assert_eq!(
-        store
-            .register_attempt("other", &card, 100, 4)
-            .await
-            .unwrap(),
+        attempt(&store, "other", 100, 4).await,
         AttemptDecision::Allowed
     );
     assert_eq!(
-        store.register_attempt("acme", &card, 101, 4).await.unwrap(),
+        attempt(&store, "acme", 101, 4).await,
         AttemptDecision::Allowed
     );
     assert_eq!(
-        store.register_attempt("acme", &card, 100, 0).await.unwrap(),
+        attempt(&store, "acme", 100, 0).await,
         AttemptDecision::Allowed
     );
+}
+
+/// Data directories from before the ledger had a file of its own keep their ledger
+/// rows and the day's attempt counts (migration 1's tables move into `ledger.db`).
+#[tokio::test]
+async fn legacy_ledger_and_attempts_tables_move_into_the_ledger_file() {
+    use cardcheck_store::Ledger;
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path()).unwrap());
+    // The keyed hash the store wrote to the former attempts table.
+    let key = cardcheck_store::MasterKey::load_or_create(dir.path(), false)
+        .unwrap()
+        .card_hash(CARD);
+    std::fs::remove_file(dir.path().join(cardcheck_store::sqlite::LEDGER_FILE)).unwrap();
+    {
+        let conn = rusqlite::Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE attempts (account TEXT NOT NULL, card_hash BLOB NOT NULL,              day INTEGER NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (account, card_hash, day))              WITHOUT ROWID;
+             CREATE TABLE ledger (id INTEGER PRIMARY KEY, request_id TEXT NOT NULL UNIQUE,              account TEXT NOT NULL, secret_id TEXT NOT NULL, action TEXT NOT NULL,              result INTEGER NOT NULL, billed INTEGER NOT NULL, masked_card TEXT,              latency_us INTEGER NOT NULL, ts_ms INTEGER NOT NULL, day INTEGER NOT NULL);
+             INSERT INTO ledger (request_id, account, secret_id, action, result, billed,              masked_card, latency_us, ts_ms, day) VALUES              ('old-1', 'acme', 'AKIDx', 'BankCard2EVerification', 0, 1, NULL, 5, 1, 100),              ('old-2', 'acme', 'AKIDx', 'BankCard2EVerification', -4, 1, NULL, 5, 1, 100);",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO attempts (account, card_hash, day, count) VALUES ('acme', ?1, 100, 3)",
+            [key.as_slice()],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(store.count_request("old-1").await.unwrap(), 1);
+    assert_eq!(store.count_request("old-2").await.unwrap(), 1);
+    // Three carried over: one more of four, then the limit.
+    assert_eq!(
+        attempt(&store, "acme", 100, 4).await,
+        AttemptDecision::Allowed
+    );
+    assert_eq!(
+        attempt(&store, "acme", 100, 4).await,
+        AttemptDecision::Exceeded
+    );
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+    let left: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('ledger', 'attempts')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0, "the main file no longer has the moved tables");
 }
 
 #[tokio::test]

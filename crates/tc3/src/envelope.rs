@@ -10,9 +10,12 @@ use crate::language::Language;
 /// The only Content-Type a response may carry.
 pub const CONTENT_TYPE: &str = "application/json";
 
-/// A fresh RequestId: a lower-case UUID v4.
+/// A fresh RequestId: a lower-case UUID, version 7 (RFC 9562): Tencent's RequestIds
+/// are UUIDs and clients treat them as opaque strings, while a time-ordered UUID lets
+/// the ledger's unique index on it grow at its right edge instead of dirtying a random
+/// page per request (issue 10 profile). Ids from one process are strictly increasing.
 pub fn new_request_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    uuid::Uuid::now_v7().to_string()
 }
 
 /// `{"Response":{<fields…>,"RequestId":"…"}}`. `fields` must serialise to a JSON
@@ -80,6 +83,16 @@ pub fn error_body(err: &ApiError, lang: Language, request_id: &str) -> Vec<u8> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn request_ids_are_uuids_that_increase_within_a_process() {
+        let ids: Vec<String> = (0..10_000).map(|_| new_request_id()).collect();
+        for pair in ids.windows(2) {
+            assert!(pair[0] < pair[1], "{} !< {}", pair[0], pair[1]);
+        }
+        let parsed = uuid::Uuid::parse_str(&ids[0]).unwrap();
+        assert_eq!(parsed.get_version_num(), 7);
+    }
 
     #[test]
     fn envelopes() {

@@ -56,6 +56,8 @@ pub(super) struct Options {
     pub(super) strict: bool,
     pub(super) rejects: Option<PathBuf>,
     pub(super) progress: bool,
+    /// Who imports, for the audit log.
+    pub(super) actor: String,
 }
 
 /// A rejected row.
@@ -219,9 +221,25 @@ pub(super) async fn run(opts: Options) -> anyhow::Result<ExitCode> {
             }
         }
     };
+    let seconds = started.elapsed().as_secs_f64();
+    let audited = crate::audit::Auditor::new(&backend, &opts.actor)
+        .record(
+            cardcheck_store::audit::action::REGISTRY_IMPORT,
+            &audit_file_name(&opts.file),
+            &format!(
+                "rows {}, inserted {}, updated {}, unchanged {}, duplicates {}, rejected {}, {seconds:.2} s",
+                tally.rows,
+                counts.inserted,
+                counts.updated,
+                counts.unchanged,
+                counts.duplicates,
+                tally.rejected
+            ),
+            &format!("{display} was imported"),
+        )
+        .await;
     backend.close();
 
-    let seconds = started.elapsed().as_secs_f64();
     let rate = if seconds > 0.0 {
         tally.rows as f64 / seconds
     } else {
@@ -250,7 +268,16 @@ pub(super) async fn run(opts: Options) -> anyhow::Result<ExitCode> {
     } else {
         print_summary(&display, &tally, &counts, seconds, rate, size);
     }
+    audited?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The file's name without its directories (the audit log's target).
+fn audit_file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 fn print_summary(

@@ -14,6 +14,7 @@
 //! - Registry imports stream the batch with `COPY … FROM STDIN (FORMAT binary)` into a
 //!   temporary table, then upsert from it in one statement.
 
+pub(crate) mod audit;
 mod schema;
 
 use std::collections::HashMap;
@@ -434,6 +435,7 @@ impl PgStore {
             keys: self.clone(),
             limiter: redis.clone(),
             replays: redis,
+            audit: self.clone(),
             description: self.description.clone(),
             closer: Arc::new(move || closer.close()),
         }

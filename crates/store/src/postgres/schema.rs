@@ -68,6 +68,47 @@ const MIGRATIONS: &[&str] = &[
         blob bytea NOT NULL
     );
     ",
+    // 2: the append-only audit log of administrative actions (issue 9; crate::audit).
+    // Ids are assigned by the appender under `LOCK TABLE audit IN EXCLUSIVE MODE`
+    // (last + 1); the triggers refuse UPDATE, DELETE and TRUNCATE, and any insert
+    // that is not the next id. The functions name the table through TG_TABLE_SCHEMA,
+    // so they work whatever the session's search_path.
+    "
+    CREATE TABLE audit (
+        id        bigint PRIMARY KEY,
+        ts_ms     bigint NOT NULL,
+        actor     text NOT NULL,
+        action    text NOT NULL,
+        target    text NOT NULL,
+        detail    text NOT NULL,
+        prev_hash bytea NOT NULL,
+        hash      bytea NOT NULL
+    );
+    CREATE INDEX audit_ts ON audit(ts_ms);
+    CREATE FUNCTION cardcheck_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'audit log is append-only';
+    END
+    $$;
+    CREATE FUNCTION cardcheck_audit_in_sequence() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        expected bigint;
+    BEGIN
+        EXECUTE format('SELECT coalesce(max(id), 0) + 1 FROM %I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME)
+            INTO expected;
+        IF NEW.id IS DISTINCT FROM expected THEN
+            RAISE EXCEPTION 'audit log is append-only';
+        END IF;
+        RETURN NEW;
+    END
+    $$;
+    CREATE TRIGGER audit_no_update_or_delete BEFORE UPDATE OR DELETE ON audit
+        FOR EACH ROW EXECUTE FUNCTION cardcheck_audit_append_only();
+    CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+        FOR EACH STATEMENT EXECUTE FUNCTION cardcheck_audit_append_only();
+    CREATE TRIGGER audit_append_in_sequence BEFORE INSERT ON audit
+        FOR EACH ROW EXECUTE FUNCTION cardcheck_audit_in_sequence();
+    ",
 ];
 
 /// The schema version this build writes.

@@ -1,20 +1,22 @@
 //! The embedded backend: one SQLite file (`cardcheck.db`, WAL) in a data directory.
 //!
-//! Connections: a small pool of readers (WAL readers never wait for the writer), one
-//! admin connection for operator writes (accounts, credentials, registry imports), and
-//! one writer thread for the request path. The writer drains its queue and commits
-//! everything queued in one transaction (group commit), so a reply that waits for its
-//! ledger row costs a share of one fsync, not one each (design.md "Hot path rules").
+//! Two files: `cardcheck.db` (accounts, credentials, the registry, server keys, the
+//! audit log), written only by operator actions, and `ledger.db` ([`ledger`]), the
+//! request path's only writes, committed by one writer thread in group commits.
+//!
+//! Connections: a small pool of readers (WAL readers never wait for a writer) and one
+//! admin connection for operator writes on `cardcheck.db`; the ledger file has its own
+//! writer, checkpointer and readers.
 
+pub(crate) mod audit;
 mod import;
+pub mod ledger;
 mod schema;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use cardcheck_domain::{
@@ -23,7 +25,6 @@ use cardcheck_domain::{
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use subtle::ConstantTimeEq;
-use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
 pub use crate::credentials::token_sha256;
@@ -39,8 +40,7 @@ use crate::{
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "cardcheck.db";
-/// Most jobs committed in one writer transaction.
-const GROUP_COMMIT_MAX: usize = 512;
+pub use ledger::LEDGER_FILE;
 /// Idle reader connections kept open.
 const READER_POOL_MAX: usize = 8;
 
@@ -48,24 +48,47 @@ fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
-/// A job for the writer thread.
-enum WriteJob {
-    Ledger(LedgerEntry, oneshot::Sender<Result<(), StoreError>>),
-    Attempt {
-        account: String,
-        card_hash: KeyedHash,
-        day: i32,
-        count: u32,
-    },
-    Flush(oneshot::Sender<()>),
-}
-
-/// In-memory attempt counts for the Beijing days in use.
+/// In-memory attempt counts for the Beijing days in use. The durable count is the
+/// ledger's (rows carrying the card's hash, [`ledger`]); a day's counts are loaded from
+/// it on the first limited request of that account and day on this node.
 #[derive(Default)]
 struct AttemptCounts {
     /// The newest day seen; older days are swept once when it advances.
     newest_day: i32,
-    counts: HashMap<(String, KeyedHash, i32), u32>,
+    /// account → Beijing day → card hash → attempts. A day present here is loaded.
+    by_account: HashMap<String, HashMap<i32, HashMap<KeyedHash, u32>>>,
+}
+
+impl AttemptCounts {
+    /// Forgets days before yesterday once the day advances: once per day, not per
+    /// request (a per-request sweep made every new card cost a walk over all counts).
+    fn advance_to(&mut self, day: i32) {
+        if day > self.newest_day {
+            self.newest_day = day;
+            for days in self.by_account.values_mut() {
+                days.retain(|d, _| *d >= day - 1);
+            }
+            self.by_account.retain(|_, days| !days.is_empty());
+        }
+    }
+
+    fn day_mut(&mut self, account: &str, day: i32) -> Option<&mut HashMap<KeyedHash, u32>> {
+        self.by_account.get_mut(account)?.get_mut(&day)
+    }
+}
+
+/// Counts one attempt against `limit` (`0`: unlimited).
+fn take_attempt(
+    counts: &mut HashMap<KeyedHash, u32>,
+    card: KeyedHash,
+    limit: u32,
+) -> AttemptDecision {
+    let count = counts.entry(card).or_insert(0);
+    if limit != 0 && *count >= limit {
+        return AttemptDecision::Exceeded;
+    }
+    *count += 1;
+    AttemptDecision::Allowed
 }
 
 /// The embedded store.
@@ -74,13 +97,10 @@ pub struct SqliteStore {
     key: MasterKey,
     readers: Mutex<Vec<Connection>>,
     admin: Mutex<Connection>,
-    writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
-    writer_thread: Mutex<Option<JoinHandle<()>>>,
-    /// Attempt counts for the days in use, loaded lazily from the table; the writer
-    /// persists every change before the ledger row that follows it.
+    /// `ledger.db`: the ledger rows, written by its own thread.
+    ledger: ledger::LedgerFile,
+    /// Attempt counts for the days in use, loaded lazily from the ledger.
     attempts: Mutex<AttemptCounts>,
-    /// The writer thread's counters (`/metrics`).
-    writer_stats: Arc<WriterStats>,
 }
 
 /// What the writer thread counts: commits, rows, batch sizes, commit latency.
@@ -185,23 +205,15 @@ impl SqliteStore {
         schema::migrate(&mut admin).map_err(StoreError::Database)?;
         check_master_key(&admin, &key)?;
 
-        let writer_conn = open_connection(&path)?;
-        let (tx, rx) = mpsc::channel();
-        let writer_stats = Arc::new(WriterStats::new());
-        let stats = Arc::clone(&writer_stats);
-        let writer_thread = std::thread::Builder::new()
-            .name("cardcheck-sqlite-writer".into())
-            .spawn(move || run_writer(writer_conn, rx, &stats))
-            .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?;
+        let ledger = ledger::LedgerFile::open(data_dir)?;
+        ledger::move_legacy_tables(&admin, ledger.path())?;
         Ok(SqliteStore {
             path,
             key,
             readers: Mutex::new(Vec::new()),
             admin: Mutex::new(admin),
-            writer: Mutex::new(Some(tx)),
-            writer_thread: Mutex::new(Some(writer_thread)),
+            ledger,
             attempts: Mutex::new(AttemptCounts::default()),
-            writer_stats,
         })
     }
 
@@ -222,34 +234,25 @@ impl SqliteStore {
             // One node owns an embedded data directory: in-memory state is shared state.
             limiter: Arc::new(crate::memory::MemoryRateLimiter::default()),
             replays: Arc::new(crate::memory::MemoryReplayCache::default()),
+            audit: self.clone(),
             description: format!("sqlite:{}", self.path.display()),
             closer: Arc::new(move || closer.close()),
         }
     }
 
-    /// Commits everything queued and stops the writer thread. Idempotent.
+    /// The ledger file.
+    pub fn ledger_path(&self) -> &Path {
+        self.ledger.path()
+    }
+
+    /// Commits everything queued and stops the ledger's threads. Idempotent.
     pub fn close(&self) {
-        drop(lock(&self.writer).take());
-        if let Some(handle) = lock(&self.writer_thread).take() {
-            let _ = handle.join();
-        }
+        self.ledger.close();
     }
 
-    fn send(&self, job: WriteJob) -> Result<(), StoreError> {
-        match lock(&self.writer).as_ref() {
-            Some(tx) => tx
-                .send(job)
-                .map_err(|_| StoreError::Database("the writer thread has stopped".into())),
-            None => Err(StoreError::Database("the store is closed".into())),
-        }
-    }
-
-    /// Waits until everything queued before this call is committed.
+    /// Waits until every ledger row queued before this call is committed.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(WriteJob::Flush(tx))?;
-        rx.await
-            .map_err(|_| StoreError::Database("the writer thread has stopped".into()))
+        self.ledger.flush().await
     }
 
     fn with_reader<T>(
@@ -316,108 +319,6 @@ fn account_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
         daily_attempts: row.get(3)?,
         created_at: row.get(4)?,
     })
-}
-
-/// The writer thread: blocks for one job, then takes whatever else is queued and
-/// commits it all in one transaction before answering.
-fn run_writer(mut conn: Connection, rx: mpsc::Receiver<WriteJob>, stats: &WriterStats) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < GROUP_COMMIT_MAX {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let started = std::time::Instant::now();
-        let outcome = write_batch(&mut conn, &batch);
-        let ledger_rows = batch
-            .iter()
-            .filter(|j| matches!(j, WriteJob::Ledger(..)))
-            .count() as u64;
-        let rows = batch
-            .iter()
-            .filter(|j| !matches!(j, WriteJob::Flush(_)))
-            .count();
-        // A batch of flush markers only writes nothing: not a commit worth counting.
-        if rows > 0 {
-            if outcome.is_ok() {
-                stats.commits.fetch_add(1, Ordering::Relaxed);
-                stats.ledger_rows.fetch_add(ledger_rows, Ordering::Relaxed);
-                stats.batch_sizes.observe(rows as f64);
-                stats
-                    .commit_seconds
-                    .observe(started.elapsed().as_secs_f64());
-            } else {
-                stats.failed_commits.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        for job in batch {
-            match job {
-                WriteJob::Ledger(_, reply) => {
-                    let _ = reply.send(outcome.clone().map_err(StoreError::Database));
-                }
-                WriteJob::Flush(reply) => {
-                    let _ = reply.send(());
-                }
-                WriteJob::Attempt { .. } => {}
-            }
-        }
-        if let Err(e) = outcome {
-            tracing::error!(error = %e, "ledger/attempt batch was not committed");
-        }
-    }
-}
-
-fn write_batch(conn: &mut Connection, batch: &[WriteJob]) -> Result<(), String> {
-    let tx = conn.transaction().map_err(|e| e.to_string())?;
-    {
-        let mut ledger = tx
-            .prepare_cached(
-                "INSERT INTO ledger (request_id, account, secret_id, action, result, billed, \
-                 masked_card, latency_us, ts_ms, day) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10) \
-                 ON CONFLICT (request_id) DO NOTHING",
-            )
-            .map_err(|e| e.to_string())?;
-        let mut attempt = tx
-            .prepare_cached(
-                "INSERT INTO attempts (account, card_hash, day, count) VALUES (?1,?2,?3,?4) \
-                 ON CONFLICT (account, card_hash, day) DO UPDATE SET count = max(count, excluded.count)",
-            )
-            .map_err(|e| e.to_string())?;
-        for job in batch {
-            match job {
-                WriteJob::Ledger(e, _) => {
-                    ledger
-                        .execute(params![
-                            e.request_id,
-                            e.account,
-                            e.secret_id,
-                            e.action,
-                            e.result.code(),
-                            e.result.billed(),
-                            e.masked_card,
-                            e.latency_us as i64,
-                            e.ts_ms,
-                            e.day,
-                        ])
-                        .map_err(|e| e.to_string())?;
-                }
-                WriteJob::Attempt {
-                    account,
-                    card_hash,
-                    day,
-                    count,
-                } => {
-                    attempt
-                        .execute(params![account, card_hash.as_slice(), day, count])
-                        .map_err(|e| e.to_string())?;
-                }
-                WriteJob::Flush(_) => {}
-            }
-        }
-    }
-    tx.commit().map_err(|e| e.to_string())
 }
 
 #[async_trait]
@@ -725,6 +626,9 @@ fn database_bytes(path: &Path) -> u64 {
 
 #[async_trait]
 impl AttemptCounter for SqliteStore {
+    /// verification.md §2 step 4. The count is not written here: the ledger row of a
+    /// counted request carries the card's keyed hash, and is committed before the
+    /// reply, so counts survive a crash exactly as answers do.
     async fn register_attempt(
         &self,
         account: &str,
@@ -732,103 +636,60 @@ impl AttemptCounter for SqliteStore {
         beijing_day: i32,
         limit: u32,
     ) -> Result<AttemptDecision, CounterUnavailable> {
-        let card_hash = self.key.card_hash(card.digits());
-        let key = (account.to_string(), card_hash, beijing_day);
-        let count = {
+        {
             let mut state = lock(&self.attempts);
-            // Keep memory bounded: when the day advances, forget days before yesterday.
-            // Once per day, not per request (a per-request sweep made every new card
-            // cost a walk over all counts: bench/README.md, profile).
-            if beijing_day > state.newest_day {
-                state.newest_day = beijing_day;
-                state
-                    .counts
-                    .retain(|(_, _, day), _| *day >= beijing_day - 1);
+            state.advance_to(beijing_day);
+            if let Some(counts) = state.day_mut(account, beijing_day) {
+                let card_hash = self.key.card_hash(card.digits());
+                return Ok(take_attempt(counts, card_hash, limit));
             }
-            let counts = &mut state.counts;
-            let count = match counts.get(&key) {
-                Some(&n) => n,
-                None => {
-                    // First touch on this node: the table holds earlier runs' counts.
-                    let stored = self
-                        .with_reader(|c| {
-                            c.prepare_cached(
-                                "SELECT count FROM attempts WHERE account = ?1 AND card_hash = ?2 AND day = ?3",
-                            )?
-                            .query_row(params![account, card_hash.as_slice(), beijing_day], |r| {
-                                r.get::<_, u32>(0)
-                            })
-                            .optional()
-                        })
-                        .map_err(|e| CounterUnavailable::new(e.to_string()))?;
-                    stored.unwrap_or(0)
-                }
-            };
-            if limit != 0 && count >= limit {
-                counts.insert(key, count);
-                return Ok(AttemptDecision::Exceeded);
+            // Unlimited and not yet tracked: nothing to decide. The ledger still
+            // records the attempt, so a limit set later counts it.
+            if limit == 0 {
+                return Ok(AttemptDecision::Allowed);
             }
-            counts.insert(key.clone(), count + 1);
-            count + 1
-        };
-        // Queued before this request's ledger row, so committed no later than it.
-        self.send(WriteJob::Attempt {
-            account: key.0,
-            card_hash,
-            day: beijing_day,
-            count,
-        })
-        .map_err(|e| CounterUnavailable::new(e.to_string()))?;
-        Ok(AttemptDecision::Allowed)
+        }
+        // The first limited request of this account and day on this node: load the
+        // day's counts from the ledger, after the rows already answered are committed.
+        let unavailable = |e: StoreError| CounterUnavailable::new(e.to_string());
+        self.ledger.flush().await.map_err(unavailable)?;
+        let loaded = self
+            .ledger
+            .attempt_counts(account, beijing_day)
+            .map_err(unavailable)?;
+        let card_hash = self.key.card_hash(card.digits());
+        let mut state = lock(&self.attempts);
+        // Another request may have loaded the day meanwhile: its counts win.
+        let counts = state
+            .by_account
+            .entry(account.to_owned())
+            .or_default()
+            .entry(beijing_day)
+            .or_insert(loaded);
+        Ok(take_attempt(counts, card_hash, limit))
     }
 }
 
 #[async_trait]
 impl Ledger for SqliteStore {
     async fn append(&self, entry: LedgerEntry) -> Result<(), StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(WriteJob::Ledger(entry, tx))?;
-        rx.await
-            .map_err(|_| StoreError::Database("the writer thread has stopped".into()))?
+        let card_hash = entry
+            .attempted_card
+            .as_ref()
+            .map(|card| self.key.card_hash(card.digits()));
+        self.ledger.append(entry, card_hash).await
     }
 
     async fn usage(&self, filter: &UsageFilter) -> Result<Vec<UsageRow>, StoreError> {
-        self.with_reader(|c| {
-            let mut stmt = c.prepare(
-                "SELECT account, day, result, billed, count(*) FROM ledger \
-                 WHERE (?1 IS NULL OR account = ?1) AND (?2 IS NULL OR day >= ?2) \
-                 AND (?3 IS NULL OR day <= ?3) \
-                 GROUP BY account, day, result, billed ORDER BY account, day, result DESC",
-            )?;
-            let rows = stmt.query_map(
-                params![filter.account, filter.from_day, filter.to_day],
-                |r| {
-                    Ok(UsageRow {
-                        account: r.get(0)?,
-                        day: r.get(1)?,
-                        result: r.get(2)?,
-                        billed: r.get(3)?,
-                        count: r.get::<_, i64>(4)? as u64,
-                    })
-                },
-            )?;
-            rows.collect()
-        })
+        self.ledger.usage(filter)
     }
 
     async fn count_request(&self, request_id: &str) -> Result<u64, StoreError> {
-        self.with_reader(|c| {
-            c.query_row(
-                "SELECT count(*) FROM ledger WHERE request_id = ?1",
-                [request_id],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n as u64)
-        })
+        self.ledger.count_request(request_id)
     }
 
     fn ledger_stats(&self) -> LedgerStats {
-        self.writer_stats.snapshot()
+        self.ledger.stats.snapshot()
     }
 }
 

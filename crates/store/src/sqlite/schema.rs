@@ -64,24 +64,98 @@ const MIGRATIONS: &[&str] = &[
         blob BLOB NOT NULL
     );
     ",
+    // 2: the append-only audit log of administrative actions (issue 9; crate::audit).
+    // Ids are assigned by the writer (last + 1); the triggers refuse any change to a
+    // stored row and any insert that is not the next id (which also stops `INSERT OR
+    // REPLACE`, whose implicit delete does not fire delete triggers).
+    "
+    CREATE TABLE audit (
+        id        INTEGER PRIMARY KEY,
+        ts_ms     INTEGER NOT NULL,
+        actor     TEXT NOT NULL,
+        action    TEXT NOT NULL,
+        target    TEXT NOT NULL,
+        detail    TEXT NOT NULL,
+        prev_hash BLOB NOT NULL,
+        hash      BLOB NOT NULL
+    );
+    CREATE INDEX audit_ts ON audit(ts_ms);
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    BEGIN
+        SELECT RAISE(ABORT, 'audit log is append-only');
+    END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    BEGIN
+        SELECT RAISE(ABORT, 'audit log is append-only');
+    END;
+    CREATE TRIGGER audit_append_in_sequence BEFORE INSERT ON audit
+    WHEN NEW.id IS NOT (SELECT coalesce(max(id), 0) + 1 FROM audit)
+    BEGIN
+        SELECT RAISE(ABORT, 'audit log is append-only');
+    END;
+    ",
 ];
 
-/// The schema version this build writes.
-pub const CURRENT_VERSION: usize = MIGRATIONS.len();
+/// The ledger file's migrations (`ledger.db`, [`super::ledger`]): the request path's
+/// writes live in their own file, so that its commits do not invalidate the page caches
+/// of the connections that read the registry and the credentials (a commit to a WAL
+/// database resets every other connection's cache of that file: issue 10 profile).
+/// Migration 1's `ledger` and `attempts` tables in the main file are moved here when a
+/// store opens (`ledger::move_legacy_tables`).
+const LEDGER_MIGRATIONS: &[&str] = &[
+    // 1: the usage ledger. `card_hash` (a keyed hash, never the card) is set on the rows
+    // of requests that counted as an attempt (verification.md §2 step 4): daily attempt
+    // counts are the number of such rows, so a count is durable exactly when the answer
+    // is. `attempt_base` holds counts carried over from the former `attempts` table.
+    "
+    CREATE TABLE ledger (
+        id          INTEGER PRIMARY KEY,
+        request_id  TEXT NOT NULL UNIQUE,
+        account     TEXT NOT NULL,
+        secret_id   TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        result      INTEGER NOT NULL,
+        billed      INTEGER NOT NULL,
+        masked_card TEXT,
+        latency_us  INTEGER NOT NULL,
+        ts_ms       INTEGER NOT NULL,
+        day         INTEGER NOT NULL,
+        card_hash   BLOB
+    );
+    CREATE INDEX ledger_account_day ON ledger(account, day);
+    CREATE TABLE attempt_base (
+        account   TEXT NOT NULL,
+        card_hash BLOB NOT NULL,
+        day       INTEGER NOT NULL,
+        count     INTEGER NOT NULL,
+        PRIMARY KEY (account, card_hash, day)
+    ) WITHOUT ROWID;
+    ",
+];
 
-/// Brings the database up to [`CURRENT_VERSION`], each step in its own transaction.
+/// Brings the main database up to this build's schema, each step in its own transaction.
 pub fn migrate(conn: &mut Connection) -> Result<(), String> {
+    apply(conn, MIGRATIONS, "database")
+}
+
+/// Brings the ledger file up to date, as [`migrate`] does the main database.
+pub fn migrate_ledger(conn: &mut Connection) -> Result<(), String> {
+    apply(conn, LEDGER_MIGRATIONS, "ledger file")
+}
+
+fn apply(conn: &mut Connection, migrations: &[&str], what: &str) -> Result<(), String> {
+    let current = migrations.len();
     let version: usize = conn
         .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
         .map_err(|e| e.to_string())?
         .try_into()
         .map_err(|_| "negative schema version".to_string())?;
-    if version > CURRENT_VERSION {
+    if version > current {
         return Err(format!(
-            "the database has schema version {version}, newer than this build's {CURRENT_VERSION}; upgrade cardcheck"
+            "the {what} has schema version {version}, newer than this build's {current}; upgrade cardcheck"
         ));
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+    for (index, sql) in migrations.iter().enumerate().skip(version) {
         let tx = conn.transaction().map_err(|e| e.to_string())?;
         tx.execute_batch(sql).map_err(|e| e.to_string())?;
         tx.pragma_update(None, "user_version", (index + 1) as i64)

@@ -1,0 +1,110 @@
+//! The audit log in the embedded store (schema migration 2, [`crate::audit`]).
+//!
+//! Appends go through the admin connection in an `IMMEDIATE` transaction: it takes
+//! SQLite's write lock before reading the last entry, so a `cardcheck` command and a
+//! running server (or two commands) appending at the same time are serialised and
+//! the chain cannot fork. Triggers refuse `UPDATE` and `DELETE` on the table and any
+//! insert that is not the next id.
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+
+use super::{SqliteStore, db_err, lock};
+use crate::StoreError;
+use crate::audit::{
+    AuditEntry, AuditEvent, AuditFilter, AuditLog, GENESIS_HASH, hash_column, now_ms,
+};
+
+/// A stored id; a negative one (tampering) becomes 0, which never verifies.
+fn id_column(id: i64) -> u64 {
+    u64::try_from(id).unwrap_or(0)
+}
+
+fn sql_id(id: u64) -> Result<i64, StoreError> {
+    i64::try_from(id).map_err(|_| StoreError::Corrupt("audit id out of range".into()))
+}
+
+/// An entry from `SELECT id, ts_ms, actor, action, target, detail, prev_hash, hash`.
+pub(crate) fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        id: id_column(r.get(0)?),
+        ts_ms: r.get(1)?,
+        event: AuditEvent {
+            actor: r.get(2)?,
+            action: r.get(3)?,
+            target: r.get(4)?,
+            detail: r.get(5)?,
+        },
+        prev_hash: hash_column(&r.get::<_, Vec<u8>>(6)?),
+        hash: hash_column(&r.get::<_, Vec<u8>>(7)?),
+    })
+}
+
+#[async_trait]
+impl AuditLog for SqliteStore {
+    async fn record(&self, event: AuditEvent) -> Result<AuditEntry, StoreError> {
+        let event = event.sanitized()?;
+        let mut conn = lock(&self.admin);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err)?;
+        let last: Option<(i64, Vec<u8>)> = tx
+            .query_row(
+                "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db_err)?;
+        let (id, prev_hash) = match last {
+            Some((id, hash)) => (id_column(id) + 1, hash_column(&hash)),
+            None => (1, GENESIS_HASH),
+        };
+        let entry = AuditEntry::chained(id, now_ms(), event, prev_hash);
+        tx.execute(
+            "INSERT INTO audit (id, ts_ms, actor, action, target, detail, prev_hash, hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                sql_id(entry.id)?,
+                entry.ts_ms,
+                entry.event.actor,
+                entry.event.action,
+                entry.event.target,
+                entry.event.detail,
+                entry.prev_hash.as_slice(),
+                entry.hash.as_slice(),
+            ],
+        )
+        .map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+        Ok(entry)
+    }
+
+    async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        let after = sql_id(filter.after_id.unwrap_or(0))?;
+        let order = if filter.latest { "DESC" } else { "ASC" };
+        let mut entries = self.with_reader(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT id, ts_ms, actor, action, target, detail, prev_hash, hash FROM audit \
+                 WHERE (?1 IS NULL OR ts_ms >= ?1) AND (?2 IS NULL OR ts_ms < ?2) \
+                 AND (?3 IS NULL OR substr(action, 1, length(?3)) = ?3) AND id > ?4 \
+                 ORDER BY id {order} LIMIT ?5"
+            ))?;
+            let rows = stmt.query_map(
+                params![
+                    filter.since_ms,
+                    filter.until_ms,
+                    filter.action_prefix,
+                    after,
+                    filter.sql_limit()
+                ],
+                entry_from_row,
+            )?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        if filter.latest {
+            entries.reverse();
+        }
+        Ok(entries)
+    }
+}
