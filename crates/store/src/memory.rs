@@ -13,8 +13,16 @@ use crate::{RateLimiter, ReplayBegin, ReplayCache, StoreError};
 pub const REPLAY_TTL: Duration = Duration::from_secs(600);
 /// A claim whose owner vanished (crash, dropped connection) expires after this.
 pub const IN_FLIGHT_TTL: Duration = Duration::from_secs(30);
-/// Entries kept before expired ones are swept.
+/// Rate-limiter keys kept before idle ones are swept.
 const SWEEP_AT: usize = 100_000;
+/// Most requests remembered at once. Without a bound the cache grew by about 350 bytes
+/// per answer for 600 s: 7 GB at 30,000 requests/s. With it, memory stays under about
+/// 40 MB, and an exact duplicate is recognised while it is among the last 100,000
+/// requests: for the whole window up to about 160 requests/s (eight accounts at
+/// Tencent's 20/s), for 100,000 / rate seconds above that (3 s at 30,000/s), which
+/// still covers retransmissions and client retries. Evicting the oldest first keeps
+/// the newest, the ones a retry is most likely to repeat (docs/operations.md).
+pub const REPLAY_CACHE_MAX_ENTRIES: usize = 100_000;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -69,10 +77,29 @@ enum ReplayEntry {
     Done(Instant, Vec<u8>),
 }
 
-/// Replay cache in memory, entries expiring after [`REPLAY_TTL`].
-#[derive(Debug, Default)]
+/// Replay cache in memory, entries expiring after [`REPLAY_TTL`], at most
+/// [`REPLAY_CACHE_MAX_ENTRIES`] of them.
+#[derive(Debug)]
 pub struct MemoryReplayCache {
     state: Mutex<ReplayState>,
+}
+
+impl Default for MemoryReplayCache {
+    fn default() -> Self {
+        Self::with_max_entries(REPLAY_CACHE_MAX_ENTRIES)
+    }
+}
+
+impl MemoryReplayCache {
+    /// A cache that remembers at most `max_entries` requests (the oldest go first).
+    pub fn with_max_entries(max_entries: usize) -> Self {
+        MemoryReplayCache {
+            state: Mutex::new(ReplayState {
+                max_entries: max_entries.max(1),
+                ..ReplayState::default()
+            }),
+        }
+    }
 }
 
 /// The entries and the order they were written in, so that expiry pops the oldest
@@ -82,29 +109,39 @@ pub struct MemoryReplayCache {
 struct ReplayState {
     entries: HashMap<[u8; 32], ReplayEntry>,
     written: std::collections::VecDeque<(Instant, [u8; 32])>,
+    max_entries: usize,
 }
 
 impl ReplayState {
     fn expire(&mut self, now: Instant) {
-        while let Some(&(at, key)) = self.written.front() {
+        while let Some(&(at, _)) = self.written.front() {
             if now.duration_since(at) < REPLAY_TTL {
                 break;
             }
-            self.written.pop_front();
-            // Only if that write is still the entry's latest (it may have been rewritten).
-            let stale = match self.entries.get(&key) {
-                Some(ReplayEntry::InFlight(t)) | Some(ReplayEntry::Done(t, _)) => *t <= at,
-                None => false,
-            };
-            if stale {
-                self.entries.remove(&key);
-            }
+            self.pop_oldest();
+        }
+    }
+
+    /// Forgets the oldest write, and its entry unless the key was written again since.
+    fn pop_oldest(&mut self) {
+        let Some((at, key)) = self.written.pop_front() else {
+            return;
+        };
+        let stale = match self.entries.get(&key) {
+            Some(ReplayEntry::InFlight(t)) | Some(ReplayEntry::Done(t, _)) => *t <= at,
+            None => false,
+        };
+        if stale {
+            self.entries.remove(&key);
         }
     }
 
     fn insert(&mut self, key: [u8; 32], entry: ReplayEntry, now: Instant) {
         self.entries.insert(key, entry);
         self.written.push_back((now, key));
+        while self.entries.len() > self.max_entries && !self.written.is_empty() {
+            self.pop_oldest();
+        }
     }
 }
 
@@ -181,9 +218,40 @@ mod tests {
     /// Regression (bench profile): expiry used to walk the whole map on every request
     /// once 100k answers were live; now it pops the oldest writes only, and a key
     /// rewritten later survives the expiry of its earlier write.
+    /// Regression (bench, issue 10): the cache grew by ~350 bytes per answer for 600 s.
+    #[tokio::test]
+    async fn replay_cache_memory_is_bounded_by_evicting_the_oldest() {
+        let cache = MemoryReplayCache::with_max_entries(1000);
+        for i in 0..5000u32 {
+            let mut key = [0u8; 32];
+            key[..4].copy_from_slice(&i.to_le_bytes());
+            assert_eq!(cache.begin(&key).await.unwrap(), ReplayBegin::First);
+            cache.finish(&key, Some(b"answer")).await.unwrap();
+        }
+        {
+            let state = lock(&cache.state);
+            assert_eq!(state.entries.len(), 1000);
+            assert!(state.written.len() <= 2000, "{}", state.written.len());
+        }
+        let key_of = |i: u32| {
+            let mut key = [0u8; 32];
+            key[..4].copy_from_slice(&i.to_le_bytes());
+            key
+        };
+        // The newest are still answered from the cache; the oldest are forgotten.
+        assert_eq!(
+            cache.begin(&key_of(4999)).await.unwrap(),
+            ReplayBegin::Replay(b"answer".to_vec())
+        );
+        assert_eq!(cache.begin(&key_of(0)).await.unwrap(), ReplayBegin::First);
+    }
+
     #[test]
     fn replay_entries_expire_oldest_first_without_a_full_sweep() {
-        let mut state = ReplayState::default();
+        let mut state = ReplayState {
+            max_entries: 10,
+            ..ReplayState::default()
+        };
         let t0 = Instant::now();
         state.insert([1; 32], ReplayEntry::InFlight(t0), t0);
         state.insert([2; 32], ReplayEntry::Done(t0, b"a".to_vec()), t0);

@@ -882,6 +882,9 @@ async fn audit_records_lists_and_filters(h: &Harness) {
                 .await
                 .unwrap(),
         );
+        // Each entry its own millisecond: the window checks below tell entries apart
+        // by time (two entries in one millisecond made this test fail).
+        tokio::time::sleep(Duration::from_millis(3)).await;
     }
     // Later entries get a later millisecond, for the time filters.
     tokio::time::sleep(Duration::from_millis(20)).await;
