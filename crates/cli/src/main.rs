@@ -7,6 +7,7 @@
 mod admin;
 mod audit;
 mod bench;
+mod logbuf;
 mod migrate;
 mod registry;
 mod serve;
@@ -91,13 +92,27 @@ enum SandboxCommand {
 /// `CARDCHECK_LOG_FORMAT=json`) for JSON lines. The server logs at `info` (one line
 /// per request); client and admin commands only warn, so that their own one-line
 /// errors are not buried under library logs.
-fn init_logging(default_filter: &str, format: LogFormat) {
+///
+/// The server's lines are buffered and written every 50 ms ([`logbuf`]); the returned
+/// guard writes out the rest when `main` returns.
+fn init_logging(
+    default_filter: &str,
+    format: LogFormat,
+    buffered: bool,
+) -> Option<logbuf::FlushGuard> {
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
     let filter = tracing_subscriber::EnvFilter::try_from_env("CARDCHECK_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let (writer, guard) = if buffered {
+        let (writer, guard) = logbuf::buffered_stderr();
+        (BoxMakeWriter::new(writer), Some(guard))
+    } else {
+        (BoxMakeWriter::new(std::io::stderr), None)
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Json => builder
             .json()
@@ -110,6 +125,7 @@ fn init_logging(default_filter: &str, format: LogFormat) {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init(),
     }
+    guard
 }
 
 fn main() -> ExitCode {
@@ -132,13 +148,15 @@ fn main() -> ExitCode {
             _ => None,
         })
         .unwrap_or(LogFormat::Text);
-    init_logging(
+    let serving = matches!(cli.command, Command::Serve(_));
+    let _log_guard = init_logging(
         match (&cli.command, &file_log.level) {
             (Command::Serve(_), Some(level)) => level,
             (Command::Serve(_), None) => "info",
             _ => "warn,rustls_platform_verifier=off",
         },
         format,
+        serving,
     );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
