@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use super::{WriterStats, db_err, lock, open_connection, schema};
+use super::{ReaderPool, WriterStats, db_err, lock, open_connection, schema};
 use crate::secrets::{KEYED_HASH_LEN, KeyedHash};
 use crate::{LedgerEntry, StoreError, UsageFilter, UsageRow};
 
@@ -66,7 +66,7 @@ pub(super) struct LedgerFile {
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     /// Dropping the sender stops the checkpointer.
     checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
-    readers: Mutex<Vec<Connection>>,
+    readers: ReaderPool,
     pub(super) stats: Arc<WriterStats>,
 }
 
@@ -95,12 +95,13 @@ impl LedgerFile {
             .spawn(move || run_checkpointer(&checkpoint_conn, &stop_rx))
             .map_err(|e| StoreError::Io(format!("cannot start the ledger checkpointer: {e}")))?;
 
+        let readers = ReaderPool::new(path.clone(), READER_POOL_MAX, open_connection);
         Ok(LedgerFile {
             path,
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(writer_thread)),
             checkpointer: Mutex::new(Some((stop_tx, checkpointer))),
-            readers: Mutex::new(Vec::new()),
+            readers,
             stats,
         })
     }
@@ -159,17 +160,7 @@ impl LedgerFile {
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        let conn = lock(&self.readers).pop();
-        let conn = match conn {
-            Some(c) => c,
-            None => open_connection(&self.path)?,
-        };
-        let out = f(&conn).map_err(db_err);
-        let mut pool = lock(&self.readers);
-        if pool.len() < READER_POOL_MAX {
-            pool.push(conn);
-        }
-        out
+        self.readers.with(f)
     }
 
     /// Attempts per card for one account and Beijing day: the committed ledger rows

@@ -41,8 +41,42 @@ use crate::{
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "cardcheck.db";
 pub use ledger::LEDGER_FILE;
-/// Idle reader connections kept open.
+/// Idle reader connections kept open for `cardcheck.db`.
 const READER_POOL_MAX: usize = 8;
+
+/// Reader connections to one database file, opened on demand and kept (up to `max`
+/// idle) for the next read.
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    max: usize,
+    open: fn(&Path) -> Result<Connection, StoreError>,
+}
+
+impl ReaderPool {
+    fn new(path: PathBuf, max: usize, open: fn(&Path) -> Result<Connection, StoreError>) -> Self {
+        ReaderPool {
+            path,
+            idle: Mutex::new(Vec::new()),
+            max,
+            open,
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let conn = lock(&self.idle).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => (self.open)(&self.path)?,
+        };
+        let out = f(&conn).map_err(db_err);
+        let mut idle = lock(&self.idle);
+        if idle.len() < self.max {
+            idle.push(conn);
+        }
+        out
+    }
+}
 
 fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
@@ -95,7 +129,7 @@ fn take_attempt(
 pub struct SqliteStore {
     path: PathBuf,
     key: MasterKey,
-    readers: Mutex<Vec<Connection>>,
+    readers: ReaderPool,
     admin: Mutex<Connection>,
     /// `ledger.db`: the ledger rows, written by its own thread.
     ledger: ledger::LedgerFile,
@@ -207,10 +241,11 @@ impl SqliteStore {
 
         let ledger = ledger::LedgerFile::open(data_dir)?;
         ledger::move_legacy_tables(&admin, ledger.path())?;
+        let readers = ReaderPool::new(path.clone(), READER_POOL_MAX, open_reader);
         Ok(SqliteStore {
             path,
             key,
-            readers: Mutex::new(Vec::new()),
+            readers,
             admin: Mutex::new(admin),
             ledger,
             attempts: Mutex::new(AttemptCounts::default()),
@@ -259,17 +294,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        let conn = lock(&self.readers).pop();
-        let conn = match conn {
-            Some(c) => c,
-            None => open_reader(&self.path)?,
-        };
-        let out = f(&conn).map_err(db_err);
-        let mut pool = lock(&self.readers);
-        if pool.len() < READER_POOL_MAX {
-            pool.push(conn);
-        }
-        out
+        self.readers.with(f)
     }
 
     fn read_account(conn: &Connection, name: &str) -> rusqlite::Result<Option<Account>> {
