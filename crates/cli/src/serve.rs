@@ -444,7 +444,7 @@ async fn serve(
     let _ = admin_task.await;
     drop(state);
     // Every answered request's ledger row was committed before its reply; this
-    // commits the attempt counters still queued and stops the writer.
+    // stops the ledger's writer and checkpointer threads.
     backend.close();
     api_result.context("server task failed")??;
     Ok(())

@@ -227,7 +227,7 @@ impl Metrics {
         out.family(
             "cardcheck_ledger_batch_size",
             "histogram",
-            "Rows (ledger rows and attempt counters) written per ledger transaction.",
+            "Ledger rows written per ledger transaction (group commit).",
         );
         out.histogram("cardcheck_ledger_batch_size", &[], &ledger.batch_sizes);
         out.family(

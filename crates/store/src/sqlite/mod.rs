@@ -1,4 +1,4 @@
-//! The embedded backend: one SQLite file (`cardcheck.db`, WAL) in a data directory.
+//! The embedded backend: SQLite files (WAL) in a data directory.
 //!
 //! Two files: `cardcheck.db` (accounts, credentials, the registry, server keys, the
 //! audit log), written only by operator actions, and `ledger.db` ([`ledger`]), the
