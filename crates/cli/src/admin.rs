@@ -35,14 +35,21 @@ pub enum AccountCommand {
         json: bool,
     },
     /// Change an account's status or limits.
+    #[command(group(
+        clap::ArgGroup::new("change")
+            .required(true)
+            .multiple(true)
+            .args(["status", "qps", "daily_attempts"])
+    ))]
     Set {
         /// Account name.
         name: String,
         /// active | arrears | nonactivated | unverified | charge-exception
         #[arg(long, value_parser = parse_status)]
         status: Option<AccountStatus>,
-        /// Requests per second (burst equal to the rate).
-        #[arg(long)]
+        /// Requests per second (burst equal to the rate), at least 1; to stop an
+        /// account, change its --status.
+        #[arg(long, value_parser = parse_qps)]
         qps: Option<u32>,
         /// Verifications per card per Beijing day (0 = unlimited).
         #[arg(long)]
@@ -53,6 +60,23 @@ pub enum AccountCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `--qps`: 1 or more. 0 would refuse every request with `RequestLimitExceeded`
+/// (which clients retry), unlike `--daily-attempts 0`, which means unlimited.
+fn parse_qps(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(0) => Err(
+            "the rate is at least 1 request per second; to stop an account, \
+                      set --status (e.g. arrears)"
+                .into(),
+        ),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "expected a whole number of requests per second from 1 to {}",
+            u32::MAX
+        )),
+    }
 }
 
 fn parse_status(word: &str) -> Result<AccountStatus, String> {
@@ -170,6 +194,7 @@ fn format_unix(at: i64) -> String {
 pub async fn run<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> ExitCode {
     match f.await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if crate::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
@@ -316,9 +341,6 @@ pub async fn account(cmd: AccountCommand, actor: &str) -> anyhow::Result<()> {
             store,
             json,
         } => {
-            if status.is_none() && qps.is_none() && daily_attempts.is_none() {
-                bail!("nothing to change: give --status, --qps or --daily-attempts");
-            }
             let backend = store.open().await?;
             let update = AccountUpdate {
                 status,

@@ -7,6 +7,7 @@
 mod admin;
 mod audit;
 mod bench;
+mod files;
 mod logbuf;
 mod migrate;
 mod registry;
@@ -128,7 +129,53 @@ fn init_logging(
     guard
 }
 
+/// Whether a panic message is the standard library's for a `println!` into a closed
+/// pipe (`cardcheck audit list | head -1`).
+fn is_stdout_broken_pipe(message: &str) -> bool {
+    message.starts_with("failed printing to stdout") && message.contains("os error 32")
+}
+
+/// A reader that went away (`| head`) ends the command quietly with status 0, as
+/// SIGPIPE would, instead of a panic and a backtrace: Rust ignores SIGPIPE, so
+/// `println!` panics on the closed pipe (and `unsafe` to restore the signal is
+/// forbidden here).
+fn exit_quietly_on_broken_stdout() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if is_stdout_broken_pipe(message) {
+            std::process::exit(0);
+        }
+        default_hook(info);
+    }));
+}
+
+/// Whether `e` is a write into a closed stdout pipe (e.g. the `csv` writer of `usage
+/// --format csv | head -1`): the command then ends quietly, as after SIGPIPE.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind)
+            .or_else(|| {
+                cause
+                    .downcast_ref::<csv::Error>()
+                    .and_then(|e| match e.kind() {
+                        csv::ErrorKind::Io(io) => Some(io.kind()),
+                        _ => None,
+                    })
+            })
+            == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn main() -> ExitCode {
+    exit_quietly_on_broken_stdout();
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,

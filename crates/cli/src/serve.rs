@@ -172,7 +172,7 @@ struct LimitsSection {
 impl ConfigFile {
     /// Reads and validates a config file; errors name the file and the mistake.
     pub fn load(path: &Path) -> anyhow::Result<ConfigFile> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::files::read_limited_text(path, crate::files::CONFIG_MAX)
             .with_context(|| format!("cannot read the config file {}", path.display()))?;
         let config: ConfigFile = toml::from_str(&text).map_err(|e| {
             // One line: the message and where, without toml's multi-line snippet.
@@ -325,7 +325,7 @@ async fn serve(
     let bins = match &extra_bins {
         None => BinTable::builtin_shared(),
         Some(path) => {
-            let text = std::fs::read_to_string(path)
+            let text = crate::files::read_limited_text(path, crate::files::BIN_TABLE_MAX)
                 .with_context(|| format!("cannot read {}", path.display()))?;
             Arc::new(
                 BinTable::with_extra_csv(&text).with_context(|| format!("{}", path.display()))?,
@@ -378,7 +378,28 @@ async fn serve(
     };
 
     let shutdown = shutdown_signal();
+    // Bound before the demo account is created: a busy port must not cost the demo
+    // SecretKey, which is printed only when it is created.
+    let api = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let admin = tokio::net::TcpListener::bind(admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {admin_listen} (admin)"))?;
     let backend = args.store.open().await?;
+    // One server per embedded data directory: its rate limits, replay cache and daily
+    // attempt counts live in the process. Held until `serve` returns.
+    let _data_dir_lock = if args.store.database_url.is_none() {
+        match lock_data_dir(&args.store.data_dir) {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                backend.close();
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
     let demo_credentials = if demo {
         create_demo_account(&backend, actor).await?
     } else {
@@ -388,12 +409,6 @@ async fn serve(
         .await
         .context("cannot start")?;
 
-    let api = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let admin = tokio::net::TcpListener::bind(admin_listen)
-        .await
-        .with_context(|| format!("cannot listen on {admin_listen} (admin)"))?;
     let api_addr = api.local_addr()?;
     let admin_addr = admin.local_addr()?;
     let scheme = if listener_config.tls.is_some() {
@@ -448,6 +463,54 @@ async fn serve(
     backend.close();
     api_result.context("server task failed")??;
     Ok(())
+}
+
+/// The lock file of a served embedded data directory.
+const SERVE_LOCK_FILE: &str = "serve.lock";
+
+/// Takes the exclusive lock on `data_dir`'s [`SERVE_LOCK_FILE`] (released when the
+/// file is dropped or the process dies, `kill -9` included) and writes this process's
+/// id into it. Another `serve` on the same directory is refused with one sentence:
+/// two processes would each enforce the account limits (QPS, daily attempts) and
+/// recognise replays on their own, so together they would allow twice as much.
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    let path = data_dir.join(SERVE_LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = (&file).take(64).read_to_string(&mut holder);
+            let holder = holder.trim();
+            let by = if !holder.is_empty() && holder.bytes().all(|b| b.is_ascii_digit()) {
+                format!(" (pid {holder})")
+            } else {
+                String::new()
+            };
+            bail!(
+                "the data directory {} is already served by another cardcheck serve{by}; \
+                 an embedded data directory has one server (several nodes share PostgreSQL + Redis, \
+                 docs/scale-out.md)",
+                data_dir.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    // Who holds it, for the message above; a failure here changes nothing else.
+    let _ = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{}", std::process::id()));
+    Ok(file)
 }
 
 /// On a data directory without accounts: the `demo` account and a key pair, recorded

@@ -300,26 +300,28 @@ pub async fn run(args: VerifyArgs) -> ExitCode {
         );
     }
     let encryption = match (args.encrypt, &args.public_key) {
-        (Some(alg), Some(path)) => match std::fs::read_to_string(path) {
-            Ok(pem) => Some((
-                match alg {
-                    EncryptArg::Aes256Cbc => Algorithm::Aes256Cbc,
-                    EncryptArg::Sm4Gcm => Algorithm::Sm4Gcm,
-                },
-                pem,
-            )),
-            Err(e) => {
-                return fail(&format!(
-                    "cannot read the public key {}: {}",
-                    path.display(),
-                    csvio::io_text(&e)
-                ));
+        (Some(alg), Some(path)) => {
+            match crate::files::read_limited_text(path, crate::files::PUBLIC_KEY_MAX) {
+                Ok(pem) => Some((
+                    match alg {
+                        EncryptArg::Aes256Cbc => Algorithm::Aes256Cbc,
+                        EncryptArg::Sm4Gcm => Algorithm::Sm4Gcm,
+                    },
+                    pem,
+                )),
+                Err(e) => {
+                    return fail(&format!(
+                        "cannot read the public key {}: {}",
+                        path.display(),
+                        csvio::io_text(&e)
+                    ));
+                }
             }
-        },
+        }
         _ => None,
     };
     let ca_pem = match &args.ca_cert {
-        Some(path) => match std::fs::read(path) {
+        Some(path) => match crate::files::read_limited(path, crate::files::CA_BUNDLE_MAX) {
             Ok(b) => Some(b),
             Err(e) => {
                 return fail(&format!(

@@ -1,0 +1,261 @@
+//! Defects found by a hostile trial of the command line, one test each: a listing into a
+//! closed pipe, two servers on one embedded data directory, a busy port on a fresh data
+//! directory, `account set` without a change or with `--qps 0`, and endless input files.
+#![allow(clippy::unwrap_used)] // tests may unwrap (project standard)
+
+mod ops_common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn run(mut cmd: Command) -> Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Waits up to `limit` for `child` to exit; kills it and fails when it does not.
+fn wait_exit(mut child: std::process::Child, limit: Duration, what: &str) -> Output {
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{what}: still running after {limit:?}; stdout {:?} stderr {:?}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn account_names(data: &Path) -> Vec<String> {
+    let mut cmd = ops_common::cardcheck(&["account", "list", "--json", "--data-dir"]);
+    cmd.arg(data);
+    let doc: Value = serde_json::from_str(&ops_common::run_ok(cmd)).unwrap();
+    doc.as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_listing_into_a_closed_pipe_ends_quietly_instead_of_panicking() {
+    let (_tmp, data) = ops_common::data_dir();
+    for i in 0..30 {
+        ops_common::create_account(&data, &format!("acct{i}"));
+    }
+    let data_arg = data.to_str().unwrap();
+    let commands: [&[&str]; 5] = [
+        &["audit", "list", "--data-dir", data_arg],
+        &["audit", "list", "--json", "--data-dir", data_arg],
+        &["account", "list", "--data-dir", data_arg],
+        &["usage", "--format", "csv", "--data-dir", data_arg],
+        &["sandbox", "list", "--json"],
+    ];
+    for args in commands {
+        // A pipe whose reader is gone before the command writes: every write is EPIPE.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut cmd = ops_common::cardcheck(args);
+        cmd.env("RUST_BACKTRACE", "1")
+            .stdout(writer)
+            .stderr(Stdio::piped());
+        let out = cmd.output().unwrap();
+        let stderr = text(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("backtrace"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_second_serve_on_the_same_data_dir_is_refused() {
+    let (_tmp, data) = ops_common::data_dir();
+    let first = ops_common::Server::start(&data, &["--demo"], &[]);
+    let second = ops_common::cardcheck(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(&data)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let out = wait_exit(second, Duration::from_secs(15), "the second serve");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("already served by another cardcheck serve")
+            && stderr.contains(&format!("(pid {})", first.child.id())),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        !text(&out.stdout).contains("listening on"),
+        "{}",
+        text(&out.stdout)
+    );
+    // The first one stops; then the directory can be served again (the lock is the
+    // process's, so a `kill -9` releases it as well).
+    first.kill9();
+    let again = ops_common::Server::start(&data, &["--demo"], &[]);
+    again.stop();
+}
+
+#[test]
+fn a_busy_port_on_a_fresh_data_dir_does_not_swallow_the_demo_secret_key() {
+    let (_tmp, data) = ops_common::data_dir();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let mut cmd = ops_common::cardcheck(&[
+        "serve",
+        "--listen",
+        &addr,
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+    ]);
+    cmd.arg(&data);
+    let out = run(cmd);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+    drop(busy);
+    if data.exists() {
+        assert!(
+            account_names(&data).is_empty(),
+            "no demo account whose SecretKey was never shown"
+        );
+    }
+
+    // Started again on a free port, it creates the demo account and shows its key.
+    let server = ops_common::Server::start(&data, &["--demo"], &[]);
+    let started = Instant::now();
+    while !text(&server.stdout.lock().unwrap()).contains("SecretKey:") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no SecretKey printed: {}",
+            text(&server.stdout.lock().unwrap())
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.stop();
+    assert_eq!(account_names(&data), ["demo"]);
+}
+
+#[test]
+fn account_set_without_a_change_is_a_usage_error() {
+    let (_tmp, data) = ops_common::data_dir();
+    ops_common::create_account(&data, "acme");
+    let mut cmd = ops_common::cardcheck(&["account", "set", "acme", "--data-dir"]);
+    cmd.arg(&data);
+    let out = run(cmd);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--status") && stderr.contains("--qps"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn account_set_qps_zero_is_refused_instead_of_blocking_every_request() {
+    let (_tmp, data) = ops_common::data_dir();
+    ops_common::create_account(&data, "acme");
+    let mut cmd = ops_common::cardcheck(&["account", "set", "acme", "--qps", "0", "--data-dir"]);
+    cmd.arg(&data);
+    let out = run(cmd);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--status"), "{stderr}");
+    let mut list = ops_common::cardcheck(&["account", "list", "--json", "--data-dir"]);
+    list.arg(&data);
+    let doc: Value = serde_json::from_str(&ops_common::run_ok(list)).unwrap();
+    assert_eq!(doc[0]["qps"], 100_000, "unchanged: {doc}");
+
+    let mut one = ops_common::cardcheck(&["account", "set", "acme", "--qps", "1", "--data-dir"]);
+    one.arg(&data);
+    ops_common::run_ok(one);
+}
+
+#[test]
+fn endless_input_files_are_refused_without_exhausting_memory() {
+    let (_tmp, data) = ops_common::data_dir();
+    let data = data.to_str().unwrap();
+    let cases: [&[&str]; 4] = [
+        &[
+            "verify",
+            "--name",
+            "Wei Xiaobao",
+            "--card",
+            "6225768888888888",
+            "--secret-id",
+            "AKIDx",
+            "--secret-key",
+            "k",
+            "--endpoint",
+            "http://127.0.0.1:1",
+            "--encrypt",
+            "AES-256-CBC",
+            "--public-key",
+            "/dev/zero",
+        ],
+        &[
+            "verify",
+            "--name",
+            "Wei Xiaobao",
+            "--card",
+            "6225768888888888",
+            "--secret-id",
+            "AKIDx",
+            "--secret-key",
+            "k",
+            "--endpoint",
+            "http://127.0.0.1:1",
+            "--ca-cert",
+            "/dev/zero",
+        ],
+        &["serve", "--data-dir", data, "--config", "/dev/zero"],
+        &[
+            "serve",
+            "--data-dir",
+            data,
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--extra-bins",
+            "/dev/zero",
+        ],
+    ];
+    for args in cases {
+        let child = ops_common::cardcheck(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = wait_exit(child, Duration::from_secs(20), &format!("{args:?}"));
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("larger than"), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    }
+}
