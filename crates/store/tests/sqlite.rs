@@ -211,6 +211,9 @@ async fn legacy_ledger_and_attempts_tables_move_into_the_ledger_file() {
     std::fs::remove_file(dir.path().join(cardcheck_store::sqlite::LEDGER_FILE)).unwrap();
     {
         let conn = rusqlite::Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+        // Earlier versions had no ledger file and no marker saying there is one.
+        conn.execute("DELETE FROM meta WHERE key = 'ledger_file'", [])
+            .unwrap();
         conn.execute_batch(
             "CREATE TABLE attempts (account TEXT NOT NULL, card_hash BLOB NOT NULL,              day INTEGER NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (account, card_hash, day))              WITHOUT ROWID;
              CREATE TABLE ledger (id INTEGER PRIMARY KEY, request_id TEXT NOT NULL UNIQUE,              account TEXT NOT NULL, secret_id TEXT NOT NULL, action TEXT NOT NULL,              result INTEGER NOT NULL, billed INTEGER NOT NULL, masked_card TEXT,              latency_us INTEGER NOT NULL, ts_ms INTEGER NOT NULL, day INTEGER NOT NULL);
@@ -364,4 +367,49 @@ fn a_data_dir_that_is_a_file_is_refused_clearly() {
     std::fs::write(&file, "name,card,status\n").unwrap();
     let e = SqliteStore::open(&file).unwrap_err().to_string();
     assert!(e.contains("is not a directory"), "{e}");
+}
+
+/// Regression (new-user trial): deleting `ledger.db` silently started an empty ledger,
+/// losing every usage record and the day's attempt counts.
+#[test]
+fn a_missing_ledger_file_is_refused_not_replaced_by_an_empty_one() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path()).unwrap());
+    let ledger = dir.path().join(cardcheck_store::sqlite::LEDGER_FILE);
+    std::fs::remove_file(&ledger).unwrap();
+    let err = SqliteStore::open(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("ledger.db is missing"), "{err}");
+    assert!(!ledger.exists(), "the refused open created no empty ledger");
+    // An empty file is the deliberate way to start a new ledger.
+    std::fs::write(&ledger, b"").unwrap();
+    drop(SqliteStore::open(dir.path()).unwrap());
+}
+
+/// Regression (new-user trial): deleting `cardcheck.db` silently started an empty store
+/// (no accounts, an empty audit log) beside the old ledger.
+#[test]
+fn a_missing_main_database_beside_its_ledger_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path()).unwrap());
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(format!("{DATABASE_FILE}{suffix}")));
+    }
+    let err = SqliteStore::open(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("cardcheck.db is missing"), "{err}");
+    assert!(!dir.path().join(DATABASE_FILE).exists());
+}
+
+/// Regression (new-user trial): a corrupt file gave "file is not a database" without
+/// saying which of the two files it was.
+#[test]
+fn a_corrupt_database_file_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path()).unwrap());
+    let ledger = dir.path().join(cardcheck_store::sqlite::LEDGER_FILE);
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(format!("ledger.db{suffix}")));
+    }
+    std::fs::write(&ledger, vec![0xA5u8; 8192]).unwrap();
+    let err = SqliteStore::open(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("ledger.db"), "{err}");
 }

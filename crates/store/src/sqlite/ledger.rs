@@ -75,7 +75,15 @@ impl LedgerFile {
     pub(super) fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let path = data_dir.join(LEDGER_FILE);
         let mut conn = open_connection(&path)?;
-        schema::migrate_ledger(&mut conn).map_err(StoreError::Database)?;
+        schema::migrate_ledger(&mut conn)
+            .map_err(|e| StoreError::Database(format!("{}: {e}", path.display())))?;
+        // Every answer writes here: refuse at start, not with an error per request.
+        if conn.is_readonly(rusqlite::MAIN_DB).map_err(db_err)? {
+            return Err(StoreError::Io(format!(
+                "{} is read-only: the server records every answer there",
+                path.display()
+            )));
+        }
         // Checkpoints are the checkpointer thread's job, never a commit's.
         conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
             .map_err(db_err)?;
@@ -300,16 +308,25 @@ pub(super) fn move_legacy_tables(main: &Connection, ledger_path: &Path) -> Resul
 }
 
 /// The checkpointer: every [`CHECKPOINT_INTERVAL`] copies what the WAL holds into the
-/// database file (PASSIVE: never waits for readers or the writer), until stopped.
+/// database file (PASSIVE: never waits for readers or the writer), until stopped. A
+/// failure is logged once, then once every 600 attempts (a minute), not ten times a
+/// second.
 fn run_checkpointer(conn: &Connection, stop: &mpsc::Receiver<()>) {
+    let mut failures: u64 = 0;
     loop {
         match stop.recv_timeout(CHECKPOINT_INTERVAL) {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             // Stopped: the last connection to close checkpoints what is left.
             Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "ledger checkpoint failed; retrying");
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            Ok(()) => failures = 0,
+            Err(e) => {
+                if failures.is_multiple_of(600) {
+                    tracing::warn!(error = %e, failures = failures + 1, "ledger checkpoint failed; retrying");
+                }
+                failures += 1;
+            }
         }
     }
 }

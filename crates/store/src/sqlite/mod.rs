@@ -182,16 +182,51 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// An error about one database file, naming it (`…/ledger.db: file is not a database`).
+fn file_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |e| StoreError::Database(format!("{}: {e}", path.display()))
+}
+
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)
         .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(db_err)?;
+        .map_err(file_err(path))?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
     )
-    .map_err(db_err)?;
+    .map_err(file_err(path))?;
     Ok(conn)
+}
+
+/// `meta` key set once this data directory's ledger lives in [`LEDGER_FILE`]: from then
+/// on a missing ledger file is a lost ledger, not a directory to upgrade.
+const LEDGER_FILE_MARKER: &str = "ledger_file";
+
+/// The two database files belong together; one without the other is refused rather
+/// than silently replaced by an empty one (a lost ledger loses billing records and
+/// attempt counts; a lost main file, every account and key).
+fn check_pair(main: &Path, ledger: &Path, ledger_expected: bool) -> Result<(), StoreError> {
+    let missing = |gone: &Path, what: &str| {
+        StoreError::Io(format!(
+            "{} is missing ({what}): restore it from a backup, or create an empty file \
+             with that name to start anew without it",
+            gone.display()
+        ))
+    };
+    if ledger_expected && !ledger.exists() {
+        return Err(missing(
+            ledger,
+            "the usage ledger and the daily attempt counts",
+        ));
+    }
+    if !main.exists() && ledger.exists() {
+        return Err(missing(
+            main,
+            "accounts, keys, the registry and the audit log; its ledger.db is still there",
+        ));
+    }
+    Ok(())
 }
 
 /// Page cache of each reader connection, KiB. A 10M-row registry has about 8 MB of
@@ -233,14 +268,33 @@ impl SqliteStore {
     /// Opens (creating on first use) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         create_data_dir(data_dir)?;
-        let key = MasterKey::load_or_create(data_dir, true)?;
         let path = data_dir.join(DATABASE_FILE);
+        let ledger_path = data_dir.join(LEDGER_FILE);
+        check_pair(&path, &ledger_path, false)?;
+        let key = MasterKey::load_or_create(data_dir, true)?;
         let mut admin = open_connection(&path)?;
-        schema::migrate(&mut admin).map_err(StoreError::Database)?;
+        schema::migrate(&mut admin)
+            .map_err(|e| StoreError::Database(format!("{}: {e}", path.display())))?;
         check_master_key(&admin, &key)?;
+        let ledger_expected = admin
+            .query_row(
+                "SELECT 1 FROM meta WHERE key = ?1",
+                [LEDGER_FILE_MARKER],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(file_err(&path))?
+            .is_some();
+        check_pair(&path, &ledger_path, ledger_expected)?;
 
         let ledger = ledger::LedgerFile::open(data_dir)?;
         ledger::move_legacy_tables(&admin, ledger.path())?;
+        admin
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, x'01') ON CONFLICT (key) DO NOTHING",
+                [LEDGER_FILE_MARKER],
+            )
+            .map_err(file_err(&path))?;
         let readers = ReaderPool::new(path.clone(), READER_POOL_MAX, open_reader);
         Ok(SqliteStore {
             path,
@@ -270,7 +324,11 @@ impl SqliteStore {
             limiter: Arc::new(crate::memory::MemoryRateLimiter::default()),
             replays: Arc::new(crate::memory::MemoryReplayCache::default()),
             audit: self.clone(),
-            description: format!("sqlite:{}", self.path.display()),
+            description: format!(
+                "sqlite:{} (ledger: {})",
+                self.path.display(),
+                self.ledger.path().display()
+            ),
             closer: Arc::new(move || closer.close()),
         }
     }
