@@ -312,7 +312,7 @@ pub async fn account(cmd: AccountCommand, actor: &str) -> anyhow::Result<()> {
             audited
         }
         AccountCommand::List { store, json } => {
-            let backend = store.open().await?;
+            let backend = store.open_existing().await?;
             let accounts = backend.accounts.list_accounts().await?;
             if json {
                 return print_json(&accounts);
@@ -341,7 +341,7 @@ pub async fn account(cmd: AccountCommand, actor: &str) -> anyhow::Result<()> {
             store,
             json,
         } => {
-            let backend = store.open().await?;
+            let backend = store.open_existing().await?;
             let update = AccountUpdate {
                 status,
                 qps,
@@ -378,7 +378,7 @@ pub async fn key(cmd: KeyCommand, actor: &str) -> anyhow::Result<()> {
             store,
             json,
         } => {
-            let backend = store.open().await?;
+            let backend = store.open_existing().await?;
             let issued = backend.accounts.create_credential(&account, None).await?;
             let audited = Auditor::new(&backend, actor)
                 .record(
@@ -393,7 +393,7 @@ pub async fn key(cmd: KeyCommand, actor: &str) -> anyhow::Result<()> {
             audited
         }
         KeyCommand::Revoke { secret_id, store } => {
-            let backend = store.open().await?;
+            let backend = store.open_existing().await?;
             // For the audit detail only: whose key, and whether it was revoked before.
             let before = backend
                 .accounts
@@ -428,7 +428,7 @@ pub async fn key(cmd: KeyCommand, actor: &str) -> anyhow::Result<()> {
             store,
             json,
         } => {
-            let backend = store.open().await?;
+            let backend = store.open_existing().await?;
             let issued = backend
                 .accounts
                 .create_credential(&account, Some(ttl))
@@ -450,7 +450,7 @@ pub async fn key(cmd: KeyCommand, actor: &str) -> anyhow::Result<()> {
             base64,
             store,
         } => {
-            let backend = store.open().await?;
+            let backend = store.open_existing().await?;
             let ring = cardcheck_server::load_or_create_key_ring(&backend)
                 .await
                 .context("cannot load the server keys")?;
@@ -463,7 +463,7 @@ pub async fn key(cmd: KeyCommand, actor: &str) -> anyhow::Result<()> {
             Ok(())
         }
         KeyCommand::Rotate { keep, store } => {
-            let backend = store.open().await?;
+            let backend = store.open_existing().await?;
             let mut ring = cardcheck_server::load_or_create_key_ring(&backend)
                 .await
                 .context("cannot load the server keys")?;
@@ -565,11 +565,17 @@ struct DayUsage {
     billed: u64,
     free: u64,
     total: u64,
-    results: BTreeMap<String, u64>,
+    /// By Result code, in numeric order (`-17` after `-4`, not before it).
+    results: BTreeMap<i32, u64>,
 }
 
 pub async fn usage(args: UsageArgs) -> anyhow::Result<()> {
-    let backend = args.store.open().await?;
+    if let (Some(from), Some(to)) = (args.from, args.to)
+        && from > to
+    {
+        bail!("--from is after --to: no day is in that range");
+    }
+    let backend = args.store.open_existing().await?;
     if let Some(name) = &args.account
         && backend.accounts.account(name).await?.is_none()
     {
@@ -625,7 +631,7 @@ pub async fn usage(args: UsageArgs) -> anyhow::Result<()> {
                     d.free += r.count;
                 }
                 d.total += r.count;
-                *d.results.entry(r.result.to_string()).or_default() += r.count;
+                *d.results.entry(r.result).or_default() += r.count;
             }
             let days: Vec<DayUsage> = days.into_values().collect();
             if format == "json" {

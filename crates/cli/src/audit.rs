@@ -233,7 +233,7 @@ async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             store,
             json,
         } => {
-            let backend = store.open().await?;
+            let backend = store.open_existing().await?;
             let entries = backend
                 .audit
                 .list(&AuditFilter {
@@ -274,7 +274,7 @@ async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             store,
             json,
         } => {
-            let backend = store.open().await?;
+            let backend = store.open_existing().await?;
             let mut verifier = ChainVerifier::new();
             for prefix in &expect {
                 verifier.contains_hash(prefix);

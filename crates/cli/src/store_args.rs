@@ -53,4 +53,23 @@ impl StoreArgs {
         cardcheck_store::open_sqlite(&self.data_dir)
             .with_context(|| format!("cannot open the data directory {}", self.data_dir.display()))
     }
+
+    /// [`Self::open`] for commands that only use a store that already exists: a
+    /// mistyped `--data-dir` is an error, not a new empty store with a new master key.
+    pub async fn open_existing(&self) -> anyhow::Result<Backend> {
+        if self.database_url.is_none() {
+            let database = self
+                .data_dir
+                .join(cardcheck_store::sqlite::DATABASE_FILE);
+            if !database.exists() {
+                anyhow::bail!(
+                    "no cardcheck store in {} (no {}): check --data-dir; `cardcheck serve` or \
+                     `cardcheck account create` creates one",
+                    self.data_dir.display(),
+                    cardcheck_store::sqlite::DATABASE_FILE
+                );
+            }
+        }
+        self.open().await
+    }
 }

@@ -259,3 +259,46 @@ fn endless_input_files_are_refused_without_exhausting_memory() {
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
     }
 }
+
+/// Regression (new-user trial): `account list --data-dir typo` created `typo/` with a
+/// new master key and showed an empty store.
+#[test]
+fn read_only_commands_refuse_a_missing_data_dir_instead_of_creating_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let typo = tmp.path().join("typo");
+    let typo_arg = typo.to_str().unwrap();
+    let commands: [&[&str]; 5] = [
+        &["account", "list", "--data-dir", typo_arg],
+        &["usage", "--data-dir", typo_arg],
+        &["registry", "stats", "--data-dir", typo_arg],
+        &["audit", "list", "--data-dir", typo_arg],
+        &["audit", "verify", "--data-dir", typo_arg],
+    ];
+    for args in commands {
+        let out = run(ops_common::cardcheck(args));
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(err.contains("no cardcheck store in"), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+        assert!(!typo.exists(), "{args:?} created the data directory");
+    }
+}
+
+/// Regression (new-user trial): `usage --from` after `--to` printed an empty table.
+#[test]
+fn usage_with_from_after_to_is_an_error() {
+    let (_tmp, data) = ops_common::data_dir();
+    ops_common::create_account(&data, "acme");
+    let mut cmd = ops_common::cardcheck(&[
+        "usage",
+        "--from",
+        "2026-12-04",
+        "--to",
+        "2026-12-01",
+        "--data-dir",
+    ]);
+    cmd.arg(&data);
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("--from is after --to"));
+}

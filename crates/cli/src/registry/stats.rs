@@ -95,7 +95,7 @@ impl<'t> BankIndex<'t> {
 }
 
 pub(super) async fn run(store: &StoreArgs, json: bool, top: usize) -> anyhow::Result<ExitCode> {
-    let backend = super::open_store(store).await?;
+    let backend = store.open_existing().await?;
     let stats = backend.registry.stats().await;
     backend.close();
     let stats = stats?;
