@@ -58,9 +58,7 @@ impl StoreArgs {
     /// mistyped `--data-dir` is an error, not a new empty store with a new master key.
     pub async fn open_existing(&self) -> anyhow::Result<Backend> {
         if self.database_url.is_none() {
-            let database = self
-                .data_dir
-                .join(cardcheck_store::sqlite::DATABASE_FILE);
+            let database = self.data_dir.join(cardcheck_store::sqlite::DATABASE_FILE);
             if !database.exists() {
                 anyhow::bail!(
                     "no cardcheck store in {} (no {}): check --data-dir; `cardcheck serve` or \

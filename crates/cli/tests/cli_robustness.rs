@@ -276,7 +276,12 @@ fn read_only_commands_refuse_a_missing_data_dir_instead_of_creating_one() {
     ];
     for args in commands {
         let out = run(ops_common::cardcheck(args));
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
         let err = text(&out.stderr);
         assert!(err.contains("no cardcheck store in"), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
