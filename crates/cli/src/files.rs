@@ -38,6 +38,53 @@ pub fn read_limited_text(path: &Path, max: u64) -> std::io::Result<String> {
     })
 }
 
+/// Longest physical line accepted (bytes), checked while reading so that a file
+/// without line breaks cannot make the CSV reader buffer all of it.
+pub const MAX_LINE_BYTES: u64 = 64 * 1024;
+
+/// Fails a read with `InvalidData` once a physical line exceeds [`MAX_LINE_BYTES`]:
+/// a CSV reader would otherwise buffer an endless "line" (`/dev/zero`, a binary file)
+/// until memory runs out.
+pub struct LineLimit<R> {
+    inner: R,
+    since_newline: u64,
+}
+
+impl<R> LineLimit<R> {
+    /// Wraps `inner`.
+    pub fn new(inner: R) -> Self {
+        LineLimit {
+            inner,
+            since_newline: 0,
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for LineLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut rest = &buf[..n];
+        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+            if self.since_newline + i as u64 > MAX_LINE_BYTES {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "line too long",
+                ));
+            }
+            self.since_newline = 0;
+            rest = &rest[i + 1..];
+        }
+        self.since_newline += rest.len() as u64;
+        if self.since_newline > MAX_LINE_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "line too long",
+            ));
+        }
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -307,3 +307,39 @@ fn usage_with_from_after_to_is_an_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("--from is after --to"));
 }
+
+/// Regression (new-user trial): `verify --input /dev/zero` buffered an endless header
+/// line until the allocation failed (exit 134); a file without line breaks now gets
+/// one line naming the problem.
+#[test]
+fn verify_input_without_line_breaks_is_refused_instead_of_exhausting_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let binary = tmp.path().join("binary.csv");
+    std::fs::write(&binary, vec![b'x'; 300 * 1024]).unwrap();
+    let output = tmp.path().join("out.csv");
+    for input in [binary.to_str().unwrap(), "/dev/zero"] {
+        let mut cmd = ops_common::cardcheck(&[
+            "verify",
+            "--secret-id",
+            "AKIDx",
+            "--secret-key",
+            "k",
+            "--endpoint",
+            "http://127.0.0.1:1",
+            "--input",
+            input,
+            "--output",
+        ]);
+        cmd.arg(&output);
+        let started = Instant::now();
+        let out = run(cmd);
+        assert!(started.elapsed() < Duration::from_secs(20));
+        assert_eq!(out.status.code(), Some(1), "{input}: {}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("has a line longer than 64 KiB"),
+            "{input}: {err}"
+        );
+        let _ = std::fs::remove_file(&output);
+    }
+}

@@ -30,14 +30,12 @@ use serde::Serialize;
 
 use super::progress::Progress;
 use super::{human_bytes, thousands};
+use crate::files::{LineLimit, MAX_LINE_BYTES};
 use crate::store_args::StoreArgs;
 
 /// Longest field accepted (bytes). A valid name has at most 100 code points and a
 /// card 19 digits plus separators; anything near this limit is a broken file.
 pub(crate) const MAX_FIELD_BYTES: usize = 1024;
-/// Longest physical line accepted (bytes), checked while reading so that a file
-/// without line breaks cannot make the CSV reader buffer all of it.
-pub(crate) const MAX_LINE_BYTES: u64 = 64 * 1024;
 /// Rejections kept for the summary / JSON (all go to `--rejects`).
 const REJECTIONS_KEPT: usize = 1000;
 /// Rejections printed in the human summary.
@@ -455,7 +453,7 @@ struct Header {
 /// header starts with a cardholder's name and card.
 fn read_header(path: &Path, display: &str) -> Result<Header, FileError> {
     let file = File::open(path).map_err(|e| FileError(format!("cannot open {display}: {e}")))?;
-    let mut reader = csv_reader(LineGuard::new(file));
+    let mut reader = csv_reader(LineLimit::new(file));
     let mut record = csv::ByteRecord::new();
     let wrong = |what: &str| {
         FileError(format!(
@@ -538,46 +536,6 @@ fn csv_error(display: &str, e: &csv::Error) -> FileError {
     FileError(format!("cannot read {display}{at}: {e}"))
 }
 
-/// Fails the read once a physical line exceeds [`MAX_LINE_BYTES`].
-struct LineGuard<R> {
-    inner: R,
-    since_newline: u64,
-}
-
-impl<R> LineGuard<R> {
-    fn new(inner: R) -> Self {
-        LineGuard {
-            inner,
-            since_newline: 0,
-        }
-    }
-}
-
-impl<R: Read> Read for LineGuard<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let mut rest = &buf[..n];
-        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
-            if self.since_newline + i as u64 > MAX_LINE_BYTES {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "line too long",
-                ));
-            }
-            self.since_newline = 0;
-            rest = &rest[i + 1..];
-        }
-        self.since_newline += rest.len() as u64;
-        if self.since_newline > MAX_LINE_BYTES {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "line too long",
-            ));
-        }
-        Ok(n)
-    }
-}
-
 /// Parses a status word: trimmed, ASCII case-insensitive, `_` or a space for `-`.
 pub(crate) fn parse_status(raw: &str) -> Option<CardStatus> {
     let word = raw.trim();
@@ -613,7 +571,7 @@ fn read_rows(
     show_progress: bool,
 ) -> Result<ReadTally, FileError> {
     let file = File::open(path).map_err(|e| FileError(format!("cannot open {display}: {e}")))?;
-    let mut reader = csv_reader(LineGuard::new(file));
+    let mut reader = csv_reader(LineLimit::new(file));
     let mut record = csv::ByteRecord::new();
     let mut tally = ReadTally::default();
     let mut progress = Progress::new("reading", show_progress);
@@ -741,10 +699,10 @@ mod tests {
     fn long_lines_fail_the_read() {
         let data = vec![b'x'; (MAX_LINE_BYTES + 10) as usize];
         let mut out = Vec::new();
-        let err = LineGuard::new(&data[..]).read_to_end(&mut out).unwrap_err();
+        let err = LineLimit::new(&data[..]).read_to_end(&mut out).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
         let ok = "a\n".repeat(100_000);
         let mut out = Vec::new();
-        assert!(LineGuard::new(ok.as_bytes()).read_to_end(&mut out).is_ok());
+        assert!(LineLimit::new(ok.as_bytes()).read_to_end(&mut out).is_ok());
     }
 }

@@ -301,6 +301,7 @@ pub(crate) async fn run(client: Client, opts: BatchOptions) -> ExitCode {
     let reader_done_tx = done_tx.clone();
     let reader_stop = stop.tx.subscribe();
     let reader_layout = layout.clone();
+    let input_path = opts.input.clone();
     let reader = tokio::task::spawn_blocking(move || -> Result<u64, String> {
         let mut rec = ByteRecord::new();
         let mut skipped = 0u64;
@@ -311,7 +312,7 @@ pub(crate) async fn run(client: Client, opts: BatchOptions) -> ExitCode {
             match reader.read_byte_record(&mut rec) {
                 Ok(true) => {}
                 Ok(false) => return Ok(skipped),
-                Err(e) => return Err(format!("cannot read the input: {e}")),
+                Err(e) => return Err(super::csvio::read_error(&input_path, &e)),
             }
             let row = check_row(&reader_layout, &rec);
             if done_lines.contains(&row.line()) {

@@ -18,6 +18,7 @@ use csv::ByteRecord;
 
 use super::client::Stamp;
 use super::mask_card;
+use crate::files::{LineLimit, MAX_LINE_BYTES};
 
 /// Accepted names of the name column (ASCII case-insensitive).
 pub(crate) const NAME_COLUMNS: &[&str] = &["name"];
@@ -91,6 +92,23 @@ impl InputRow {
     }
 }
 
+/// The input file, read through a line-length limit.
+pub(crate) type InputFile = LineLimit<File>;
+
+/// A read error, naming a line that is too long for what it is (`/dev/zero`, binary).
+pub(crate) fn read_error(path: &Path, e: &csv::Error) -> String {
+    if let csv::ErrorKind::Io(io) = e.kind()
+        && io.kind() == std::io::ErrorKind::InvalidData
+    {
+        return format!(
+            "{} has a line longer than {} KiB: not a CSV of names and cards (binary data?)",
+            path.display(),
+            MAX_LINE_BYTES / 1024
+        );
+    }
+    format!("cannot read {}: {e}", path.display())
+}
+
 fn reader_builder() -> csv::ReaderBuilder {
     let mut b = csv::ReaderBuilder::new();
     // Rows of the wrong width are reported per row, not as a fatal error.
@@ -104,13 +122,13 @@ pub(crate) fn open_input(
     path: &Path,
     name_column: Option<&str>,
     card_column: Option<&str>,
-) -> Result<(InputLayout, csv::Reader<File>), String> {
+) -> Result<(InputLayout, csv::Reader<InputFile>), String> {
     let file =
         File::open(path).map_err(|e| format!("cannot open {}: {}", path.display(), io_text(&e)))?;
-    let mut reader = reader_builder().from_reader(file);
+    let mut reader = reader_builder().from_reader(LineLimit::new(file));
     let mut header = reader
         .byte_headers()
-        .map_err(|e| format!("cannot read the header of {}: {e}", path.display()))?
+        .map_err(|e| read_error(path, &e))?
         .clone();
     if header.is_empty() || header.iter().all(<[u8]>::is_empty) {
         return Err(format!(
@@ -143,14 +161,15 @@ pub(crate) fn open_input(
         Some(c) => format!("the header of {} has no column {c:?}", path.display()),
         None => format!(
             "the first line of {} must be a header with a name column (`name`) and a card \
-             column (`card`, `bank_card` or `BankCard`); see --name-column",
+             column (`card`, `bank_card`, `BankCard` or `card_number`); see --name-column",
             path.display()
         ),
     })?;
     let card_idx = find(card_column, CARD_COLUMNS).ok_or_else(|| match card_column {
         Some(c) => format!("the header of {} has no column {c:?}", path.display()),
         None => format!(
-            "the header of {} has no card column (`card`, `bank_card` or `BankCard`); see \
+            "the header of {} has no card column (`card`, `bank_card`, `BankCard` or \
+             `card_number`); see \
              --card-column",
             path.display()
         ),
@@ -172,14 +191,14 @@ pub(crate) fn open_input(
 pub(crate) fn count_rows(path: &Path) -> Result<u64, String> {
     let file =
         File::open(path).map_err(|e| format!("cannot open {}: {}", path.display(), io_text(&e)))?;
-    let mut reader = reader_builder().from_reader(file);
+    let mut reader = reader_builder().from_reader(LineLimit::new(file));
     let mut rec = ByteRecord::new();
     let mut n = 0u64;
     loop {
         match reader.read_byte_record(&mut rec) {
             Ok(true) => n += 1,
             Ok(false) => return Ok(n),
-            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+            Err(e) => return Err(read_error(path, &e)),
         }
     }
 }
