@@ -343,3 +343,27 @@ fn verify_input_without_line_breaks_is_refused_instead_of_exhausting_memory() {
         let _ = std::fs::remove_file(&output);
     }
 }
+
+/// Regression (new-user trial): `--output /tmp` said the file "already exists: pass
+/// --resume … or --overwrite".
+#[test]
+fn verify_output_that_is_a_directory_is_named_as_such() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.csv");
+    std::fs::write(&input, "name,card\nWei Xiaobao,6225768888888888\n").unwrap();
+    let mut cmd = ops_common::cardcheck(&[
+        "verify",
+        "--secret-id",
+        "AKIDx",
+        "--secret-key",
+        "k",
+        "--endpoint",
+        "http://127.0.0.1:1",
+        "--input",
+    ]);
+    cmd.arg(&input).arg("--output").arg(tmp.path());
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("is a directory"), "{err}");
+}

@@ -260,6 +260,11 @@ pub(crate) async fn run(client: Client, opts: BatchOptions) -> ExitCode {
         Ok(n) => n,
         Err(e) => return fail(&e),
     };
+    if opts.output.is_dir() {
+        return fail(&format!(
+            "{output_name} is a directory: --output names the CSV file to write"
+        ));
+    }
     if !opts.resume && !opts.overwrite && std::fs::metadata(&opts.output).is_ok_and(|m| m.len() > 0)
     {
         return fail(&format!(

@@ -207,8 +207,14 @@ impl Summary<'_> {
         if let Some(reason) = self.stopped {
             s += &format!("  stopped early: {reason}\n");
         }
-        if t.failed() > 0 || t.unfinished > 0 || self.not_processed > 0 {
+        // Malformed rows fail the same way on every run: only other failures are worth
+        // a resume (a summary that advised it for malformed rows alone sent users round).
+        let malformed = t.errors.get(super::batch::MALFORMED).copied().unwrap_or(0);
+        if t.failed() > malformed || t.unfinished > 0 || self.not_processed > 0 {
             s += "  rerun with --resume to retry the rows without a final answer\n";
+        }
+        if malformed > 0 {
+            s += "  malformed rows: fix them in the input (a resume sends them unchanged)\n";
         }
         s
     }
@@ -246,6 +252,31 @@ mod tests {
         }
         assert_eq!(t.billed, 4);
         assert_eq!(t.answered(), 9);
+    }
+
+    /// Regression (new-user trial): the summary advised `--resume` when the only
+    /// errors were malformed rows, which a resume sends unchanged.
+    #[test]
+    fn resume_is_advised_only_for_failures_a_resume_can_fix() {
+        let summary = |t: &Tally| {
+            Summary {
+                tally: t,
+                total_rows: 3,
+                duration: Duration::from_secs(1),
+                not_processed: 0,
+                stopped: None,
+                output: "out.csv",
+            }
+            .text()
+        };
+        let mut t = Tally::default();
+        t.add_result("0");
+        t.add_error(crate::verify::batch::MALFORMED);
+        let text = summary(&t);
+        assert!(!text.contains("--resume"), "{text}");
+        assert!(text.contains("malformed rows: fix them"), "{text}");
+        t.add_error("InternalError");
+        assert!(summary(&t).contains("rerun with --resume"));
     }
 
     #[test]
