@@ -29,6 +29,11 @@ pub enum Failure {
     Token,
     /// The account is over its request rate.
     RateLimited,
+    /// The body is (or is announced by `Content-Length` as) larger than the limit.
+    BodyTooLarge,
+    /// The body could not be read as HTTP framing (a bad chunk size, a body cut short):
+    /// not a size problem.
+    MalformedBody,
 }
 
 impl From<ApiError> for Failure {
@@ -69,6 +74,14 @@ impl Failure {
             Failure::UnknownSecretId => ApiError::new(ErrorCode::AuthFailureSecretIdNotFound),
             Failure::Token => ApiError::new(ErrorCode::AuthFailureTokenFailure),
             Failure::RateLimited => ApiError::new(ErrorCode::RequestLimitExceeded),
+            Failure::BodyTooLarge => ApiError::new(ErrorCode::RequestSizeLimitExceeded),
+            // protocol.md §5: `InvalidRequest` is the malformed-body code (Tencent's
+            // text names multipart; ours says what went wrong).
+            Failure::MalformedBody => ApiError::localized(
+                ErrorCode::InvalidRequest,
+                "The request body is malformed and could not be read.",
+                "请求 body 格式错误，无法读取。",
+            ),
             Failure::AccountStatus(status) => ApiError::new(match status {
                 // An active account never fails here; map it defensively.
                 AccountStatus::Active => ErrorCode::UnauthorizedOperation,

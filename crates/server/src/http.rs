@@ -14,11 +14,55 @@ use axum::routing::get;
 use cardcheck_tc3::envelope::{CONTENT_TYPE, error_body, new_request_id};
 use cardcheck_tc3::{ApiError, ErrorCode, Language, RawRequest};
 
+use crate::errors::Failure;
 use crate::state::AppState;
 
 /// Largest body read: TC3 POST allows 10 MB (protocol.md §5 "Limits"); a larger body
-/// is answered `RequestSizeLimitExceeded` without reading it all.
+/// is answered `RequestSizeLimitExceeded` without reading it all — at once when its
+/// `Content-Length` says so, else as soon as more than this has arrived.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// Most buffer reserved up front from a `Content-Length` (the rest grows as data comes:
+/// an announcement alone must not cost memory).
+const INITIAL_BODY_CAPACITY: usize = 64 * 1024;
+
+/// Reads the body, at most [`MAX_BODY_BYTES`]: [`Failure::BodyTooLarge`] before
+/// reading anything when `Content-Length` announces more, or as soon as more arrives;
+/// [`Failure::MalformedBody`] when `Content-Length` is not a number or the body's
+/// framing is broken (a bad chunk size, the connection cut mid-body).
+async fn read_body(headers: &HeaderMap, mut body: Body) -> Result<Bytes, Failure> {
+    use axum::body::HttpBody;
+
+    let mut capacity = 0;
+    if let Some(announced) = headers.get(header::CONTENT_LENGTH) {
+        let len = announced
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or(Failure::MalformedBody)?;
+        if len > MAX_BODY_BYTES as u64 {
+            return Err(Failure::BodyTooLarge);
+        }
+        capacity =
+            usize::try_from(len).map_or(INITIAL_BODY_CAPACITY, |n| n.min(INITIAL_BODY_CAPACITY));
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(capacity);
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {
+        let frame = frame.map_err(|e| {
+            tracing::debug!(error = %e, "request body unreadable");
+            Failure::MalformedBody
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if data.len() > MAX_BODY_BYTES - out.len() {
+                return Err(Failure::BodyTooLarge);
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(out))
+}
 
 /// The API router: `/` (and any path, answered as the API is) for every method, so
 /// that PUT is `UnsupportedProtocol` in an envelope rather than an HTTP 405.
@@ -84,10 +128,10 @@ async fn api_within_deadline(
     let request_id = request_id.to_owned();
     let (parts, body) = request.into_parts();
     let trace_id = parts.headers.get("x-tc-traceid").cloned();
-    let body: Bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+    let body: Bytes = match read_body(&parts.headers, body).await {
         Ok(b) => b,
-        Err(_) => {
-            let error = ApiError::new(ErrorCode::RequestSizeLimitExceeded);
+        Err(failure) => {
+            let error = failure.into_api_error();
             let micros = started.elapsed().as_micros().try_into().unwrap_or(u64::MAX);
             state
                 .metrics

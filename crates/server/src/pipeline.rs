@@ -99,10 +99,15 @@ impl AppState {
             Ok(p) => p,
             Err(e) => return self.error_answer(Failure::Api(e), header_language(raw), request_id),
         };
-        let mut answer = self.answer_parsed(&parsed, raw, request_id, started).await;
+        // §1.6 step 2 here, so that the log line knows whether the SecretId is ours.
+        let caller = self.callers.caller(parsed.secret_id()).await;
+        let secret_id_matched = caller.is_ok();
+        let mut answer = self
+            .answer_parsed(caller, &parsed, raw, request_id, started)
+            .await;
         let p = parsed.params();
         answer.who = Some(Who {
-            secret_id: cardcheck_tc3::error::sanitize_name(parsed.secret_id()),
+            secret_id: logged_secret_id(parsed.secret_id(), secret_id_matched),
             action: cardcheck_tc3::error::sanitize_name(&p.action),
             client: p
                 .request_client
@@ -114,6 +119,7 @@ impl AppState {
 
     async fn answer_parsed(
         &self,
+        caller: Result<Arc<Caller>, Failure>,
         parsed: &ParsedRequest,
         raw: &RawRequest<'_>,
         request_id: &str,
@@ -121,7 +127,7 @@ impl AppState {
     ) -> Answer {
         let language = Language::parse(parsed.params().language.as_deref());
         let lang = language.clone().unwrap_or_else(|_| header_language(raw));
-        let caller = match self.authenticate(parsed, raw).await {
+        let caller = match self.authenticate(caller, parsed, raw) {
             Ok(c) => c,
             Err(f) => return self.error_answer(f, lang, request_id),
         };
@@ -175,13 +181,15 @@ impl AppState {
         }
     }
 
-    /// §1.6 steps 2–9: SecretId, timestamp window, signature, token.
-    async fn authenticate(
+    /// §1.6 steps 2–9: SecretId (looked up by the caller of this), timestamp window,
+    /// signature, token.
+    fn authenticate(
         &self,
+        caller: Result<Arc<Caller>, Failure>,
         parsed: &ParsedRequest,
         raw: &RawRequest<'_>,
     ) -> Result<Arc<Caller>, Failure> {
-        let caller = self.callers.caller(parsed.secret_id()).await?;
+        let caller = caller?;
         let now = self.clock.now_unix();
         parsed.check_timestamp(now)?;
         let extra_hosts: Vec<&str> = self.config.extra_hosts.iter().map(String::as_str).collect();
@@ -268,6 +276,19 @@ impl AppState {
     }
 }
 
+/// The request log line's SecretId: verbatim when it named a stored credential
+/// (SecretIds are identifiers, not secrets, and a stored one was issued here, so a
+/// digit run in it is not a card number), else sanitised like any client-supplied
+/// text ([`cardcheck_tc3::error::sanitize_name`]): an unknown "SecretId" may be a card
+/// number sent in the wrong place.
+pub fn logged_secret_id(secret_id: &str, matched_a_credential: bool) -> String {
+    if matched_a_credential {
+        secret_id.to_owned()
+    } else {
+        cardcheck_tc3::error::sanitize_name(secret_id)
+    }
+}
+
 /// Account standing (issue 5), then Action and Version (§5 order: after the token).
 fn check_account_and_action(caller: &Caller, parsed: &ParsedRequest) -> Result<(), Failure> {
     if caller.account.status != AccountStatus::Active {
@@ -293,5 +314,25 @@ fn string_param<'a>(params: &'a Map<String, Value>, name: &str) -> Result<&'a st
             "The value type of parameter `{name}` must be String."
         ))
         .into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_secret_id_with_a_digit_run_is_logged_verbatim() {
+        let id = "AKIDx7Q2123456mP9vZbL0kWc4Rt8YhN3sJd";
+        assert_eq!(logged_secret_id(id, true), id);
+    }
+
+    #[test]
+    fn an_unknown_secret_id_is_still_sanitised() {
+        assert_eq!(
+            logged_secret_id("AKID6225 7688 8888 8888", false),
+            "AKID(redacted)"
+        );
+        assert_eq!(logged_secret_id("AKIDabc", false), "AKIDabc");
     }
 }

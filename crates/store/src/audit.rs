@@ -139,47 +139,17 @@ pub fn validate_action(word: &str) -> Result<(), StoreError> {
     }
 }
 
-/// Control characters → `?`, digit runs of [`REDACT_DIGITS`] or more (single spaces
-/// or dashes between digits count as part of the run) → `(redacted)`, at most `max`
-/// characters (`…` marks a cut).
+/// Digit runs of [`REDACT_DIGITS`] or more (ASCII or Unicode digits; single spaces,
+/// dashes, dots or underscores between digits count as part of the run:
+/// [`cardcheck_redact::redact_digit_runs`]) → `(redacted)`, control characters → `?`,
+/// at most `max` characters (`…` marks a cut).
 fn clean(text: &str, max: usize) -> String {
-    let chars: Vec<char> = text
+    // The shared rule (also the request log's), redacting before control characters
+    // become `?` so that a tab between digit groups still joins them.
+    let out: String = cardcheck_redact::redact_digit_runs(text, REDACT_DIGITS, REDACTED)
         .chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < chars.len() {
-        if !chars[i].is_ascii_digit() {
-            out.push(chars[i]);
-            i += 1;
-            continue;
-        }
-        // A run: digits, with single separators between digits.
-        let start = i;
-        let mut end = i;
-        let mut digits = 0;
-        let mut j = i;
-        while j < chars.len() {
-            if chars[j].is_ascii_digit() {
-                digits += 1;
-                j += 1;
-                end = j;
-            } else if matches!(chars[j], ' ' | '-')
-                && chars.get(j + 1).is_some_and(char::is_ascii_digit)
-            {
-                j += 1;
-            } else {
-                break;
-            }
-        }
-        if digits >= REDACT_DIGITS {
-            out.push_str(REDACTED);
-        } else {
-            out.extend(&chars[start..end]);
-        }
-        i = end;
-    }
     if out.chars().count() > max {
         let mut cut: String = out.chars().take(max.saturating_sub(1)).collect();
         cut.push('…');

@@ -310,23 +310,27 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-/// Makes a client-supplied parameter *name* safe to echo in a message: at most 64
-/// characters, and never anything that could be a card number (a run of 6+ digits),
-/// because a malformed request may put a value where a name belongs.
+/// Digit runs at least this long are redacted from names: shorter than any card
+/// number, so that a card cut into pieces still goes.
+const REDACT_NAME_DIGITS: usize = 6;
+
+/// Makes a client-supplied parameter *name* (or identifier: SecretId, Action,
+/// RequestClient) safe to echo in a message or a log line: never anything that could
+/// be a card number, because a malformed request may put a value where a name belongs
+/// — every run of 6+ digits, ASCII or Unicode, with single spaces, dashes, dots or
+/// underscores between them, becomes `(redacted)`
+/// ([`cardcheck_redact::redact_digit_runs`], the rule the audit log uses too) —
+/// control characters and backquotes become `?`, and at most 64 characters are kept
+/// (`…` marks a cut).
 pub fn sanitize_name(name: &str) -> String {
-    let mut run = 0usize;
-    for c in name.chars() {
-        run = if c.is_ascii_digit() { run + 1 } else { 0 };
-        if run >= 6 {
-            return "(redacted)".to_owned();
-        }
-    }
-    let mut out: String = name
+    let redacted =
+        cardcheck_redact::redact_digit_runs(name, REDACT_NAME_DIGITS, cardcheck_redact::REDACTED);
+    let mut out: String = redacted
         .chars()
         .take(64)
         .map(|c| if c.is_control() || c == '`' { '?' } else { c })
         .collect();
-    if name.chars().count() > 64 {
+    if redacted.chars().count() > 64 {
         out.push('…');
     }
     out
@@ -374,5 +378,33 @@ mod tests {
             "Encryption.TagList.10"
         );
         assert!(sanitize_name(&"x".repeat(200)).chars().count() <= 65);
+    }
+
+    #[test]
+    fn card_numbers_split_by_separators_or_in_full_width_digits_are_redacted() {
+        assert_eq!(sanitize_name("6225-7688-8888-8888"), "(redacted)");
+        assert_eq!(sanitize_name("AKID6225 7688 8888 8888"), "AKID(redacted)");
+        assert_eq!(sanitize_name("6225.7688.8888.8888"), "(redacted)");
+        assert_eq!(sanitize_name("6225_7688_8888_8888"), "(redacted)");
+        assert_eq!(
+            sanitize_name("\u{ff16}\u{ff12}\u{ff12}\u{ff15}\u{ff17}\u{ff16}\u{ff18}\u{ff18}"),
+            "(redacted)"
+        );
+        assert_eq!(sanitize_name("6225\t7688\n8888 8888"), "(redacted)");
+        // Ordinary identifiers stay as they are.
+        assert_eq!(sanitize_name("SDK_PYTHON_3.1.179"), "SDK_PYTHON_3.1.179");
+        // Versions stay readable: six digits, but never six in a row nor twelve in all.
+        assert_eq!(
+            sanitize_name("SDK_PYTHON_3.1.179; _CLI_3.1.189.1"),
+            "SDK_PYTHON_3.1.179; _CLI_3.1.189.1"
+        );
+        assert_eq!(sanitize_name("6225.7688.8888.8888"), "(redacted)");
+        // A run past the 64-character cut is still redacted, never half shown.
+        let long = format!("{}6225768888888888", "x".repeat(60));
+        assert!(
+            !sanitize_name(&long).contains("6225"),
+            "{}",
+            sanitize_name(&long)
+        );
     }
 }
