@@ -200,7 +200,7 @@ fn account_set_qps_zero_is_refused_instead_of_blocking_every_request() {
 fn endless_input_files_are_refused_without_exhausting_memory() {
     let (_tmp, data) = ops_common::data_dir();
     let data = data.to_str().unwrap();
-    let cases: [&[&str]; 4] = [
+    let cases: [&[&str]; 5] = [
         &[
             "verify",
             "--name",
@@ -243,6 +243,20 @@ fn endless_input_files_are_refused_without_exhausting_memory() {
             "--admin-listen",
             "127.0.0.1:0",
             "--extra-bins",
+            "/dev/zero",
+        ],
+        // Read in the server crate (listener::load_tls).
+        &[
+            "serve",
+            "--data-dir",
+            data,
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "/dev/zero",
+            "--tls-key",
             "/dev/zero",
         ],
     ];

@@ -46,16 +46,38 @@ impl Default for ListenerConfig {
     }
 }
 
+/// Largest PEM file read for TLS: a certificate chain is a few KiB; a wrong path
+/// (`/dev/zero`, a FIFO, a disk image) must not be read until memory runs out.
+const TLS_PEM_MAX: u64 = 1024 * 1024;
+
+/// Reads a PEM file of at most [`TLS_PEM_MAX`] bytes.
+fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(TLS_PEM_MAX + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))?;
+    if bytes.len() as u64 > TLS_PEM_MAX {
+        return Err(format!(
+            "the {what} {} is larger than {} KiB: not a PEM file",
+            path.display(),
+            TLS_PEM_MAX / 1024
+        ));
+    }
+    Ok(bytes)
+}
+
 /// A rustls server configuration from PEM files (certificate chain, private key),
 /// offering HTTP/2 and HTTP/1.1 by ALPN.
 pub fn load_tls(cert_pem: &Path, key_pem: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
-    let certs = CertificateDer::pem_file_iter(cert_pem)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+    let cert_bytes = read_pem(cert_pem, "certificate")?;
+    let certs = CertificateDer::pem_slice_iter(&cert_bytes)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("cannot read the certificate {}: {e}", cert_pem.display()))?;
     if certs.is_empty() {
         return Err(format!("no certificate in {}", cert_pem.display()));
     }
-    let key = PrivateKeyDer::from_pem_file(key_pem)
+    let key = PrivateKeyDer::from_pem_slice(&read_pem(key_pem, "private key")?)
         .map_err(|e| format!("cannot read the private key {}: {e}", key_pem.display()))?;
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
