@@ -159,4 +159,32 @@ mod tests {
         assert_eq!(r("1 2 3 4 5 6 a 1", 6), "1 2 3 4 5 6 a 1");
         assert_eq!(r("1 2 3 4 5 6 7 8 9 0 1 2 a", 6), "(redacted) a");
     }
+
+    proptest::proptest! {
+        /// Any text, any minimum: no panic, and what comes out holds no run of the
+        /// minimum's ASCII digits in a row, nor a card-length run across separators.
+        #[test]
+        fn no_input_panics_and_no_long_run_survives(
+            text in "[0-9０-９ .\\-_a-z张]{0,80}",
+            min in 1usize..20,
+        ) {
+            let out = redact_digit_runs(&text, min, REDACTED);
+            let mut in_a_row = 0;
+            let mut in_run = 0;
+            let chars: Vec<char> = out.chars().collect();
+            for (k, &c) in chars.iter().enumerate() {
+                if is_digit(c) {
+                    in_a_row += 1;
+                    in_run += 1;
+                    proptest::prop_assert!(in_a_row < min, "{out:?}");
+                    proptest::prop_assert!(in_run < min.max(CARD_MIN_DIGITS), "{out:?}");
+                } else if is_separator(c) && chars.get(k + 1).is_some_and(|&n| is_digit(n)) {
+                    in_a_row = 0;
+                } else {
+                    in_a_row = 0;
+                    in_run = 0;
+                }
+            }
+        }
+    }
 }
