@@ -33,7 +33,7 @@ mod stats;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 
 /// `cardcheck bench` options.
 #[derive(Debug, Args)]
@@ -139,31 +139,7 @@ enum Helper {
     Populate(populate::PopulateArgs),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SignMethodArg {
-    #[value(name = "TC3-HMAC-SHA256")]
-    Tc3HmacSha256,
-    #[value(name = "HmacSHA1")]
-    HmacSha1,
-    #[value(name = "HmacSHA256")]
-    HmacSha256,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum HttpMethodArg {
-    #[value(name = "POST")]
-    Post,
-    #[value(name = "GET")]
-    Get,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum EncryptArg {
-    #[value(name = "AES-256-CBC")]
-    Aes256Cbc,
-    #[value(name = "SM4-GCM")]
-    Sm4Gcm,
-}
+pub(crate) use crate::verify::{EncryptArg, HttpMethodArg, SignMethodArg};
 
 fn secs(s: &str) -> Result<f64, String> {
     match secs_or_zero(s) {

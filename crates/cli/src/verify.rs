@@ -182,8 +182,9 @@ pub struct VerifyArgs {
     progress_interval: f64,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum SignMethodArg {
+/// `--sign-method` (also `cardcheck bench`'s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SignMethodArg {
     #[value(name = "TC3-HMAC-SHA256")]
     Tc3HmacSha256,
     #[value(name = "HmacSHA1")]
@@ -192,8 +193,19 @@ enum SignMethodArg {
     HmacSha256,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum HttpMethodArg {
+impl From<SignMethodArg> for SignMethod {
+    fn from(arg: SignMethodArg) -> Self {
+        match arg {
+            SignMethodArg::Tc3HmacSha256 => SignMethod::Tc3HmacSha256,
+            SignMethodArg::HmacSha1 => SignMethod::HmacSha1,
+            SignMethodArg::HmacSha256 => SignMethod::HmacSha256,
+        }
+    }
+}
+
+/// `--http-method` (also `cardcheck bench`'s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum HttpMethodArg {
     #[value(name = "POST")]
     Post,
     #[value(name = "GET")]
@@ -208,8 +220,9 @@ enum LanguageArg {
     EnUs,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum EncryptArg {
+/// `--encrypt` (also `cardcheck bench`'s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum EncryptArg {
     #[value(name = "AES-256-CBC")]
     Aes256Cbc,
     #[value(name = "SM4-GCM")]
@@ -340,11 +353,7 @@ pub async fn run(args: VerifyArgs) -> ExitCode {
             secret_key,
             token: args.token.clone().filter(|t| !t.is_empty()),
         },
-        sign_method: match args.sign_method {
-            SignMethodArg::Tc3HmacSha256 => SignMethod::Tc3HmacSha256,
-            SignMethodArg::HmacSha1 => SignMethod::HmacSha1,
-            SignMethodArg::HmacSha256 => SignMethod::HmacSha256,
-        },
+        sign_method: args.sign_method.into(),
         get: matches!(args.http_method, HttpMethodArg::Get),
         language: args.language.map(|l| match l {
             LanguageArg::ZhCn => "zh-CN",

@@ -17,7 +17,7 @@ use cardcheck_tc3::sign::{Credential, SignInput, sign_request};
 use serde_json::{Map, Value};
 
 use super::encrypt::Encryptor;
-use super::{HttpMethodArg, LoadArgs, SignMethodArg};
+use super::{HttpMethodArg, LoadArgs};
 
 /// The sandbox card that answers Result 0 for any validly formatted name.
 pub const SANDBOX_CARD: &str = "6225768888888888";
@@ -153,11 +153,7 @@ impl RequestBuilder {
                 secret_key,
                 token: None,
             },
-            sign_method: match args.sign_method {
-                SignMethodArg::Tc3HmacSha256 => SignMethod::Tc3HmacSha256,
-                SignMethodArg::HmacSha1 => SignMethod::HmacSha1,
-                SignMethodArg::HmacSha256 => SignMethod::HmacSha256,
-            },
+            sign_method: args.sign_method.into(),
             http_get: args.http_method == HttpMethodArg::Get,
             cards,
             encryptor,

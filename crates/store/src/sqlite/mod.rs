@@ -289,12 +289,14 @@ impl SqliteStore {
 
         let ledger = ledger::LedgerFile::open(data_dir)?;
         ledger::move_legacy_tables(&admin, ledger.path())?;
-        admin
-            .execute(
-                "INSERT INTO meta (key, value) VALUES (?1, x'01') ON CONFLICT (key) DO NOTHING",
-                [LEDGER_FILE_MARKER],
-            )
-            .map_err(file_err(&path))?;
+        if !ledger_expected {
+            admin
+                .execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, x'01') ON CONFLICT (key) DO NOTHING",
+                    [LEDGER_FILE_MARKER],
+                )
+                .map_err(file_err(&path))?;
+        }
         let readers = ReaderPool::new(path.clone(), READER_POOL_MAX, open_reader);
         Ok(SqliteStore {
             path,
@@ -331,11 +333,6 @@ impl SqliteStore {
             ),
             closer: Arc::new(move || closer.close()),
         }
-    }
-
-    /// The ledger file.
-    pub fn ledger_path(&self) -> &Path {
-        self.ledger.path()
     }
 
     /// Commits everything queued and stops the ledger's threads. Idempotent.
