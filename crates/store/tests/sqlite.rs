@@ -143,6 +143,59 @@ async fn registry_checks_the_name_before_the_status() {
     assert_eq!(stats.total, 1);
 }
 
+/// Registry lookups share one connection (its page cache keeps a large registry's
+/// interior pages warm): lookups from many threads at once, interleaved with updates
+/// made through another connection, each see a committed state, never an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_registry_lookups_share_one_connection_and_see_updates() {
+    use cardcheck_domain::Source;
+    use cardcheck_store::RegistryStore;
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let cards: Vec<String> = (0..50).map(|i| format!("62257600000{i:05}")).collect();
+    let rows: Vec<RegistryRecord> = cards
+        .iter()
+        .map(|c| record("张三", c, CardStatus::Active))
+        .collect();
+    store.upsert(&rows).await.unwrap();
+
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let store = std::sync::Arc::clone(&store);
+        let cards = cards.clone();
+        tasks.push(tokio::spawn(async move {
+            let name = CardholderName::parse("张三").unwrap();
+            for i in 0..400 {
+                let card = CardNumber::parse(&cards[(i * 7 + t) % cards.len()]).unwrap();
+                let answer = store.lookup(&card, &name).await.unwrap();
+                // Active before the update below commits, Lost after: never anything else.
+                assert!(
+                    matches!(
+                        answer,
+                        SourceAnswer::Match(CardStatus::Active | CardStatus::Lost)
+                    ),
+                    "{answer:?}"
+                );
+            }
+        }));
+    }
+    let lost: Vec<RegistryRecord> = cards
+        .iter()
+        .map(|c| record("张三", c, CardStatus::Lost))
+        .collect();
+    store.upsert(&lost).await.unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Committed updates are visible to the shared connection's next lookup.
+    let card = CardNumber::parse(&cards[0]).unwrap();
+    let name = CardholderName::parse("张三").unwrap();
+    assert_eq!(
+        store.lookup(&card, &name).await.unwrap(),
+        SourceAnswer::Match(CardStatus::Lost)
+    );
+}
+
 /// Registers an attempt as the server does: the ledger row of a counted request
 /// carries the card, and the store rebuilds its counts from those rows.
 async fn attempt(store: &SqliteStore, account: &str, day: i32, limit: u32) -> AttemptDecision {
