@@ -135,11 +135,8 @@ pub trait Ledger: Send + Sync {
     /// Ledger rows with this RequestId (0 or 1).
     async fn count_request(&self, request_id: &str) -> Result<u64, StoreError>;
     /// Batching and commit-latency counters since the ledger was opened, for
-    /// `/metrics` (issue 9). The default, for a backend that does not measure, is all
-    /// zeros.
-    fn ledger_stats(&self) -> LedgerStats {
-        LedgerStats::default()
-    }
+    /// `/metrics` (issue 9).
+    fn ledger_stats(&self) -> LedgerStats;
 }
 
 /// The server's Encryption key ring, stored encrypted under the master key.

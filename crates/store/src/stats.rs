@@ -27,8 +27,7 @@ pub struct HistogramSnapshot {
     pub sum: f64,
 }
 
-/// What a [`crate::Ledger`] reports about its writes since it was opened. Every field
-/// is zero (and the histograms empty) for a backend that does not measure.
+/// What a [`crate::Ledger`] reports about its writes since it was opened.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LedgerStats {
     /// Transactions committed.
@@ -37,7 +36,7 @@ pub struct LedgerStats {
     pub failed_commits: u64,
     /// Ledger rows committed.
     pub rows: u64,
-    /// Rows (ledger rows and attempt-counter updates) per committed transaction.
+    /// Ledger rows per committed transaction.
     pub batch_sizes: HistogramSnapshot,
     /// Seconds per transaction, from its first statement to the end of its commit.
     pub commit_seconds: HistogramSnapshot,
@@ -121,5 +120,54 @@ mod tests {
         assert_eq!(s.buckets, vec![(1.0, 4), (2.0, 4), (4.0, 5)]);
         assert_eq!(s.count, 6);
         assert!((s.sum - 104.5).abs() < 1e-9, "{}", s.sum);
+    }
+}
+
+/// What a ledger writer counts as it commits (both backends' writers): commits, rows,
+/// batch sizes, commit latency. Shared between the writer and [`crate::Ledger::ledger_stats`].
+#[derive(Debug)]
+pub struct LedgerWriterStats {
+    commits: AtomicU64,
+    failed_commits: AtomicU64,
+    rows: AtomicU64,
+    batch_sizes: AtomicHistogram,
+    commit_seconds: AtomicHistogram,
+}
+
+impl Default for LedgerWriterStats {
+    fn default() -> Self {
+        LedgerWriterStats {
+            commits: AtomicU64::new(0),
+            failed_commits: AtomicU64::new(0),
+            rows: AtomicU64::new(0),
+            batch_sizes: AtomicHistogram::new(BATCH_SIZE_BUCKETS),
+            commit_seconds: AtomicHistogram::new(COMMIT_SECONDS_BUCKETS),
+        }
+    }
+}
+
+impl LedgerWriterStats {
+    /// One transaction of `rows` ledger rows committed in `seconds`.
+    pub fn committed(&self, rows: usize, seconds: f64) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.rows.fetch_add(rows as u64, Ordering::Relaxed);
+        self.batch_sizes.observe(rows as f64);
+        self.commit_seconds.observe(seconds);
+    }
+
+    /// One transaction failed (its waiting requests got an error).
+    pub fn failed(&self) {
+        self.failed_commits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> LedgerStats {
+        LedgerStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            failed_commits: self.failed_commits.load(Ordering::Relaxed),
+            rows: self.rows.load(Ordering::Relaxed),
+            batch_sizes: self.batch_sizes.snapshot(),
+            commit_seconds: self.commit_seconds.snapshot(),
+        }
     }
 }

@@ -709,6 +709,36 @@ async fn ledger_usage_counts_per_day_and_result(h: &Harness) {
     assert_eq!(acme_day_zero.iter().map(|r| r.count).sum::<u64>(), 25);
 }
 
+/// `/metrics` showed zero ledger commits on PostgreSQL: only the embedded writer
+/// counted. Every backend's writer now reports its commits, rows and batch sizes.
+async fn ledger_writer_statistics_are_reported_by_every_backend(h: &Harness) {
+    let ledger = &h.backend.ledger;
+    let before = ledger.ledger_stats();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let ledger = ledger.clone();
+        tasks.spawn(async move {
+            ledger
+                .append(entry(&format!("s{i}"), "acme", ResultCode::Passed, 20000))
+                .await
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap().unwrap();
+    }
+    let after = ledger.ledger_stats();
+    let commits = after.commits - before.commits;
+    assert_eq!(after.rows - before.rows, 20);
+    assert!((1..=20).contains(&commits), "{commits} commits for 20 rows");
+    assert_eq!(after.failed_commits, before.failed_commits);
+    assert_eq!(after.batch_sizes.count - before.batch_sizes.count, commits);
+    assert_eq!(
+        after.commit_seconds.count - before.commit_seconds.count,
+        commits
+    );
+    assert!(after.commit_seconds.sum > before.commit_seconds.sum);
+}
+
 async fn server_keys_round_trip(h: &Harness) {
     let keys = &h.backend.keys;
     assert!(keys.load_server_keys().await.unwrap().is_none());
@@ -1188,6 +1218,7 @@ conformance!(
     attempts_count_per_account_card_and_day,
     attempts_are_atomic_under_concurrency,
     ledger_usage_counts_per_day_and_result,
+    ledger_writer_statistics_are_reported_by_every_backend,
     server_keys_round_trip,
     rate_limiter_allows_the_burst_then_the_rate,
     replay_cache_claims_replays_and_forgets_transient_answers,

@@ -38,6 +38,7 @@ use crate::credentials::{NewCredential, now_unix, random_alphanumeric, validate_
 use crate::model::{DEFAULT_DAILY_ATTEMPTS, DEFAULT_QPS};
 use crate::redis_state::RedisState;
 use crate::secrets::{MASTER_KEY_ENV, MasterKey};
+use crate::stats::{LedgerStats, LedgerWriterStats};
 use crate::{
     Account, AccountStatus, AccountStore, AccountUpdate, Backend, Credential, CredentialKind,
     IssuedCredential, Ledger, LedgerEntry, RegistryRecord, RegistryStats, RegistryStore,
@@ -307,6 +308,7 @@ pub struct PgStore {
     deployment_id: String,
     description: String,
     ledger_tx: Mutex<Option<mpsc::Sender<LedgerJob>>>,
+    ledger_stats: Arc<LedgerWriterStats>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -403,10 +405,12 @@ impl PgStore {
             .ok_or_else(|| StoreError::Corrupt("meta deployment_id".into()))?;
 
         let (ledger_tx, ledger_rx) = mpsc::channel(LEDGER_QUEUE);
+        let ledger_stats = Arc::new(LedgerWriterStats::default());
         tokio::spawn(run_ledger_writer(
             pool.clone(),
             ledger_rx,
             options.request_timeout,
+            Arc::clone(&ledger_stats),
         ));
         Ok(PgStore {
             pool,
@@ -416,6 +420,7 @@ impl PgStore {
             deployment_id,
             description,
             ledger_tx: Mutex::new(Some(ledger_tx)),
+            ledger_stats,
         })
     }
 
@@ -484,9 +489,15 @@ fn account_from_row(row: &tokio_postgres::Row) -> Result<Account, StoreError> {
 
 /// The ledger writer: waits for one row, takes whatever else is queued, inserts all of
 /// it in one statement (one commit), then answers every waiting `append`.
-async fn run_ledger_writer(pool: Pool, mut rx: mpsc::Receiver<LedgerJob>, deadline: Duration) {
+async fn run_ledger_writer(
+    pool: Pool,
+    mut rx: mpsc::Receiver<LedgerJob>,
+    deadline: Duration,
+    stats: Arc<LedgerWriterStats>,
+) {
     let mut batch = Vec::with_capacity(LEDGER_BATCH_MAX);
     while rx.recv_many(&mut batch, LEDGER_BATCH_MAX).await > 0 {
+        let started = std::time::Instant::now();
         let entries: Vec<&LedgerEntry> = batch.iter().map(|j| &j.entry).collect();
         let outcome = within(
             deadline,
@@ -495,8 +506,12 @@ async fn run_ledger_writer(pool: Pool, mut rx: mpsc::Receiver<LedgerJob>, deadli
         )
         .await
         .map(|_| ());
-        if let Err(e) = &outcome {
-            tracing::error!(error = %e, rows = batch.len(), "ledger rows were not committed");
+        match &outcome {
+            Ok(()) => stats.committed(batch.len(), started.elapsed().as_secs_f64()),
+            Err(e) => {
+                stats.failed();
+                tracing::error!(error = %e, rows = batch.len(), "ledger rows were not committed");
+            }
         }
         for job in batch.drain(..) {
             let _ = job.reply.send(match &outcome {
@@ -1020,6 +1035,10 @@ impl Ledger for PgStore {
             Ok(n as u64)
         })
         .await
+    }
+
+    fn ledger_stats(&self) -> LedgerStats {
+        self.ledger_stats.snapshot()
     }
 }
 

@@ -16,7 +16,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -25,8 +24,9 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use super::{ReaderPool, WriterStats, db_err, lock, open_connection, schema};
+use super::{ReaderPool, db_err, lock, open_connection, schema};
 use crate::secrets::{KEYED_HASH_LEN, KeyedHash};
+use crate::stats::LedgerWriterStats;
 use crate::{LedgerEntry, StoreError, UsageFilter, UsageRow};
 
 /// The ledger file inside the data directory.
@@ -69,7 +69,7 @@ pub(super) struct LedgerFile {
     /// Dropping the sender stops the checkpointer.
     checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     readers: ReaderPool,
-    pub(super) stats: Arc<WriterStats>,
+    pub(super) stats: Arc<LedgerWriterStats>,
 }
 
 impl LedgerFile {
@@ -90,7 +90,7 @@ impl LedgerFile {
         conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
             .map_err(db_err)?;
 
-        let stats = Arc::new(WriterStats::new());
+        let stats = Arc::new(LedgerWriterStats::default());
         let (tx, rx) = mpsc::channel();
         let writer_stats = Arc::clone(&stats);
         let writer_thread = std::thread::Builder::new()
@@ -335,7 +335,7 @@ fn run_checkpointer(conn: &Connection, stop: &mpsc::Receiver<()>) {
 
 /// The writer thread: blocks for one job, then takes whatever else is queued and
 /// commits it all in one transaction before answering.
-fn run_writer(mut conn: Connection, rx: mpsc::Receiver<WriteJob>, stats: &WriterStats) {
+fn run_writer(mut conn: Connection, rx: mpsc::Receiver<WriteJob>, stats: &LedgerWriterStats) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < GROUP_COMMIT_MAX {
@@ -357,14 +357,9 @@ fn run_writer(mut conn: Connection, rx: mpsc::Receiver<WriteJob>, stats: &Writer
         };
         if rows > 0 {
             if outcome.is_ok() {
-                stats.commits.fetch_add(1, Ordering::Relaxed);
-                stats.ledger_rows.fetch_add(rows as u64, Ordering::Relaxed);
-                stats.batch_sizes.observe(rows as f64);
-                stats
-                    .commit_seconds
-                    .observe(started.elapsed().as_secs_f64());
+                stats.committed(rows, started.elapsed().as_secs_f64());
             } else {
-                stats.failed_commits.fetch_add(1, Ordering::Relaxed);
+                stats.failed();
             }
         }
         for job in batch {

@@ -15,7 +15,6 @@ mod schema;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -31,7 +30,7 @@ pub use crate::credentials::token_sha256;
 use crate::credentials::{NewCredential, now_unix, validate_account_name};
 use crate::model::{DEFAULT_DAILY_ATTEMPTS, DEFAULT_QPS};
 use crate::secrets::{KeyedHash, MasterKey};
-use crate::stats::{AtomicHistogram, BATCH_SIZE_BUCKETS, COMMIT_SECONDS_BUCKETS, LedgerStats};
+use crate::stats::LedgerStats;
 use crate::{
     Account, AccountStatus, AccountStore, AccountUpdate, Backend, Credential, CredentialKind,
     IssuedCredential, Ledger, LedgerEntry, RegistryRecord, RegistryStats, RegistryStore,
@@ -136,38 +135,6 @@ pub struct SqliteStore {
     ledger: ledger::LedgerFile,
     /// Attempt counts for the days in use, loaded lazily from the ledger.
     attempts: Mutex<AttemptCounts>,
-}
-
-/// What the writer thread counts: commits, rows, batch sizes, commit latency.
-#[derive(Debug)]
-struct WriterStats {
-    commits: AtomicU64,
-    failed_commits: AtomicU64,
-    ledger_rows: AtomicU64,
-    batch_sizes: AtomicHistogram,
-    commit_seconds: AtomicHistogram,
-}
-
-impl WriterStats {
-    fn new() -> Self {
-        WriterStats {
-            commits: AtomicU64::new(0),
-            failed_commits: AtomicU64::new(0),
-            ledger_rows: AtomicU64::new(0),
-            batch_sizes: AtomicHistogram::new(BATCH_SIZE_BUCKETS),
-            commit_seconds: AtomicHistogram::new(COMMIT_SECONDS_BUCKETS),
-        }
-    }
-
-    fn snapshot(&self) -> LedgerStats {
-        LedgerStats {
-            commits: self.commits.load(Ordering::Relaxed),
-            failed_commits: self.failed_commits.load(Ordering::Relaxed),
-            rows: self.ledger_rows.load(Ordering::Relaxed),
-            batch_sizes: self.batch_sizes.snapshot(),
-            commit_seconds: self.commit_seconds.snapshot(),
-        }
-    }
 }
 
 impl std::fmt::Debug for SqliteStore {
