@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use cardcheck_domain::{CATALOGUE, Lang, ResultCode};
+use cardcheck_domain::{CATALOGUE, Lang, ResultCode, SandboxCard};
 use cardcheck_encryption::KeyAlgorithm;
 use cardcheck_store::audit::action;
 use cardcheck_store::{Account, AccountStatus, AccountUpdate, IssuedCredential, UsageFilter};
@@ -508,13 +508,24 @@ pub fn sandbox_list(json: bool) -> anyhow::Result<()> {
     if json {
         return print_json(&CATALOGUE);
     }
-    println!("{:<20} {:>6}  {:<34} note", "CARD", "RESULT", "DESCRIPTION");
-    for row in CATALOGUE {
+    // Column widths from the content: the longest description overflowed a fixed width.
+    let described = |row: &SandboxCard| row.result.description(Lang::En);
+    let card_width = CATALOGUE.iter().map(|r| r.card.len()).max().unwrap_or(0);
+    let description_width = CATALOGUE
+        .iter()
+        .map(|r| described(r).chars().count())
+        .max()
+        .unwrap_or(0);
+    println!(
+        "{:<card_width$}  {:>6}  {:<description_width$}  NOTE",
+        "CARD", "RESULT", "DESCRIPTION"
+    );
+    for row in &CATALOGUE {
         println!(
-            "{:<20} {:>6}  {:<34} {}",
+            "{:<card_width$}  {:>6}  {:<description_width$}  {}",
             row.card,
             row.result.wire(),
-            row.result.description(Lang::En),
+            described(row),
             row.note_en
         );
     }

@@ -381,3 +381,52 @@ fn verify_output_that_is_a_directory_is_named_as_such() {
     let err = text(&out.stderr);
     assert!(err.contains("is a directory"), "{err}");
 }
+
+/// `sandbox list` printed descriptions in a fixed 34-character column: the longest one
+/// ("Cardholder information is incorrect") pushed its note out of line.
+#[test]
+fn sandbox_list_columns_stay_aligned_with_the_longest_description() {
+    let out = ops_common::run_ok(ops_common::cardcheck(&["sandbox", "list"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.len() > 10, "{out}");
+    let header = lines[0];
+    assert!(
+        header.starts_with("CARD") && header.ends_with("NOTE"),
+        "{header}"
+    );
+    let note_at = header.find("NOTE").unwrap();
+    let description_at = header.find("DESCRIPTION").unwrap();
+    for line in &lines[1..] {
+        let chars: Vec<char> = line.chars().collect();
+        // Two spaces before each column start, and a non-space at it.
+        for at in [description_at, note_at] {
+            assert_eq!(&chars[at - 2..at], &[' ', ' '], "{line}");
+            assert_ne!(chars[at], ' ', "{line}");
+        }
+    }
+    assert!(out.contains("Cardholder information is incorrect"), "{out}");
+}
+
+/// `migrate` to an unreachable PostgreSQL said "database error: cannot connect to …:
+/// database error: PostgreSQL: error connecting to server", without the cause.
+#[test]
+fn an_unreachable_postgresql_is_named_once_with_its_cause() {
+    let (_tmp, data) = ops_common::data_dir();
+    ops_common::create_account(&data, "acme");
+    // Port 1 on the loopback: nothing listens there, the connection is refused at once.
+    let mut cmd = ops_common::cardcheck(&[
+        "migrate",
+        "--database-url",
+        "postgres://127.0.0.1:1/test",
+        "--redis-url",
+        "redis://127.0.0.1:1/",
+        "--data-dir",
+    ]);
+    cmd.arg(&data);
+    let out = run(cmd);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("database error").count(), 1, "{stderr}");
+    assert!(stderr.to_lowercase().contains("refused"), "{stderr}");
+}

@@ -70,10 +70,20 @@ const LEDGER_QUEUE: usize = 16_384;
 /// Formats a PostgreSQL error without the server's DETAIL (which can quote row
 /// values): SQLSTATE and message, or the client-side error.
 pub(crate) fn pg_err(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Database(match e.as_db_error() {
-        Some(db) => format!("PostgreSQL {}: {}", db.code().code(), db.message()),
+    StoreError::Database(pg_message(&e))
+}
+
+/// A PostgreSQL error in one line: the server's code and message, or the client's
+/// error with its cause (`error connecting to server: Connection refused (os error
+/// 111)`: the client's own text leaves the cause out).
+fn pg_message(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("PostgreSQL {}: {}", db.code().code(), db.message());
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("PostgreSQL: {e}: {cause}"),
         None => format!("PostgreSQL: {e}"),
-    })
+    }
 }
 
 fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
@@ -335,7 +345,7 @@ impl PgStore {
                 StoreError::Database(format!(
                     "cannot connect to {}: {}",
                     redact_url(&options.database_url),
-                    pg_err(e)
+                    pg_message(&e)
                 ))
             })?;
             let conn_task = tokio::spawn(connection);
