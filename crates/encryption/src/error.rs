@@ -2,12 +2,6 @@
 //! side"). The server maps each variant to exactly one Tencent error code; the mapping
 //! is given on every variant.
 
-/// Longest client-supplied field name echoed into an error message.
-///
-/// Names come from `Encryption.EncryptList`, i.e. from the client; the cap keeps error
-/// messages (and the logs that carry them) bounded whatever the client sends.
-const MAX_ECHOED_NAME_CHARS: usize = 64;
-
 /// Everything that can go wrong while handling an `Encryption` envelope.
 ///
 /// Messages never contain key material, ciphertext or plaintext: only parameter names
@@ -69,12 +63,12 @@ impl EncryptionError {
     }
 }
 
-/// A client-supplied name, cut to [`MAX_ECHOED_NAME_CHARS`] characters.
+/// A client-supplied field name, safe to echo: a card number sent in `EncryptList`
+/// (where a field name belongs) was echoed back in `UnsupportEncryptField`'s message;
+/// [`cardcheck_redact::sanitize_echo`] redacts digit runs and control characters and
+/// cuts at 64 characters, as every other echo does.
 pub(crate) fn echo(name: &str) -> String {
-    match name.char_indices().nth(MAX_ECHOED_NAME_CHARS) {
-        Some((cut, _)) => format!("{}…", &name[..cut]),
-        None => name.to_owned(),
-    }
+    cardcheck_redact::sanitize_echo(name)
 }
 
 #[cfg(test)]
@@ -89,8 +83,28 @@ mod tests {
         else {
             panic!("wrong variant");
         };
-        assert_eq!(echoed.chars().count(), MAX_ECHOED_NAME_CHARS + 1);
+        assert_eq!(echoed.chars().count(), cardcheck_redact::ECHO_MAX_CHARS + 1);
         assert!(echoed.ends_with('…'));
         assert_eq!(echo("Name"), "Name");
+    }
+
+    /// `UnsupportEncryptField` echoed a card number listed in `EncryptList`.
+    #[test]
+    fn a_card_number_listed_as_a_field_is_not_echoed() {
+        for listed in [
+            "6225768888888888",
+            "６２２５７６８８８８８８８８８８",
+            "Name 6225 7688 8888 8888",
+        ] {
+            let EncryptionError::UnsupportedField(echoed) =
+                EncryptionError::unsupported_field(listed)
+            else {
+                panic!("wrong variant");
+            };
+            assert!(!echoed.contains("8888"), "{echoed}");
+            assert!(!echoed.contains("８８８８"), "{echoed}");
+            assert!(echoed.contains("(redacted)"), "{echoed}");
+        }
+        assert_eq!(echo("Bank\nCard\u{1b}[2J`"), "Bank?Card?[2J?");
     }
 }

@@ -93,6 +93,34 @@ pub fn redact_digit_runs<'a>(text: &'a str, min_digits: usize, marker: &str) -> 
     }
 }
 
+/// Digit runs at least this long are redacted from echoed identifiers: shorter than
+/// any card number, so that a card cut into pieces still goes.
+pub const ECHO_MIN_DIGITS: usize = 6;
+
+/// Most characters of an echoed identifier kept (`…` marks a cut).
+pub const ECHO_MAX_CHARS: usize = 64;
+
+/// Makes a client-supplied *identifier* (a parameter name, a field named in
+/// `Encryption.EncryptList`, a SecretId, an Action, a RequestClient) safe to echo in an
+/// error message or a log line: never anything that could be a card number, because a
+/// malformed request may put a value where a name belongs — every run of
+/// [`ECHO_MIN_DIGITS`] digits becomes [`REDACTED`] ([`redact_digit_runs`]) — control
+/// characters and backquotes become `?`, and at most [`ECHO_MAX_CHARS`] characters are
+/// kept. The one rule for every echo (the API's messages, the encryption errors, the
+/// request log).
+pub fn sanitize_echo(text: &str) -> String {
+    let redacted = redact_digit_runs(text, ECHO_MIN_DIGITS, REDACTED);
+    let mut out: String = redacted
+        .chars()
+        .take(ECHO_MAX_CHARS)
+        .map(|c| if c.is_control() || c == '`' { '?' } else { c })
+        .collect();
+    if redacted.chars().count() > ECHO_MAX_CHARS {
+        out.push('…');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -151,6 +151,21 @@ async fn every_kind_of_bad_envelope_has_its_code() {
         let (_, body) = s.send(&call).await;
         assert_eq!(error_of(&body), code, "{body}");
     }
+
+    // A card number listed as a field was echoed back in the error message.
+    let mut call = Call::new(&issued, "", "");
+    call.params = edit(&aes, &|m| {
+        m["Encryption"]["EncryptList"] = json!(["6225768888888888"])
+    });
+    let (_, body) = s.send(&call).await;
+    assert_eq!(
+        error_of(&body),
+        "InvalidParameter.UnsupportEncryptField",
+        "{body}"
+    );
+    let text = body.to_string();
+    assert!(!text.contains("6225768888888888"), "{text}");
+    assert!(text.contains("(redacted)"), "{text}");
 }
 
 #[tokio::test]

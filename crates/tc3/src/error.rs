@@ -310,30 +310,12 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-/// Digit runs at least this long are redacted from names: shorter than any card
-/// number, so that a card cut into pieces still goes.
-const REDACT_NAME_DIGITS: usize = 6;
-
 /// Makes a client-supplied parameter *name* (or identifier: SecretId, Action,
-/// RequestClient) safe to echo in a message or a log line: never anything that could
-/// be a card number, because a malformed request may put a value where a name belongs
-/// — every run of 6+ digits, ASCII or Unicode, with single spaces, dashes, dots or
-/// underscores between them, becomes `(redacted)`
-/// ([`cardcheck_redact::redact_digit_runs`], the rule the audit log uses too) —
-/// control characters and backquotes become `?`, and at most 64 characters are kept
-/// (`…` marks a cut).
+/// RequestClient) safe to echo in a message or a log line: no digit run that could be
+/// a card number, no control characters or backquotes, at most 64 characters
+/// ([`cardcheck_redact::sanitize_echo`], the one rule for every echo).
 pub fn sanitize_name(name: &str) -> String {
-    let redacted =
-        cardcheck_redact::redact_digit_runs(name, REDACT_NAME_DIGITS, cardcheck_redact::REDACTED);
-    let mut out: String = redacted
-        .chars()
-        .take(64)
-        .map(|c| if c.is_control() || c == '`' { '?' } else { c })
-        .collect();
-    if redacted.chars().count() > 64 {
-        out.push('…');
-    }
-    out
+    cardcheck_redact::sanitize_echo(name)
 }
 
 #[cfg(test)]
