@@ -34,6 +34,10 @@ pub struct Answer {
     pub outcome: (&'static str, String),
     /// Who asked for what, once the request parsed (for the request log line).
     pub who: Option<Who>,
+    /// The RequestId the body carries when it is not this request's: a replayed answer
+    /// is the first answer byte for byte, and its `X-TC-RequestId` header and log line
+    /// must name the same RequestId (api.md), not the one minted for the retry.
+    pub replayed_request_id: Option<String>,
 }
 
 /// The request log line's identity fields (issue 9): never a secret or a card.
@@ -146,10 +150,12 @@ impl AppState {
                 Ok(ReplayBegin::First) => break,
                 Ok(ReplayBegin::Replay(body)) => {
                     self.metrics.record_replay();
+                    let replayed_request_id = request_id_of(&body);
                     return Answer {
                         body,
                         outcome: ("replay", "final".into()),
                         who: None,
+                        replayed_request_id,
                     };
                 }
                 Ok(ReplayBegin::InFlight) if waited_since.elapsed() < IN_FLIGHT_WAIT => {
@@ -176,6 +182,7 @@ impl AppState {
                 body,
                 outcome: ("result", result.wire().to_owned()),
                 who: None,
+                replayed_request_id: None,
             },
             Err(f) => self.error_answer(f, lang, request_id),
         }
@@ -272,6 +279,7 @@ impl AppState {
             body: cardcheck_tc3::envelope::error_body(&error, lang, request_id),
             outcome: ("error", code.as_str().to_owned()),
             who: None,
+            replayed_request_id: None,
         }
     }
 }
@@ -287,6 +295,15 @@ pub fn logged_secret_id(secret_id: &str, matched_a_credential: bool) -> String {
     } else {
         cardcheck_tc3::error::sanitize_name(secret_id)
     }
+}
+
+/// The `Response.RequestId` of a stored answer body.
+fn request_id_of(body: &[u8]) -> Option<String> {
+    let doc: Value = serde_json::from_slice(body).ok()?;
+    doc.get("Response")?
+        .get("RequestId")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// Account standing (issue 5), then Action and Version (§5 order: after the token).

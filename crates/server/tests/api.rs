@@ -6,7 +6,7 @@ mod common;
 use cardcheck_store::{AccountStatus, AccountUpdate, UsageFilter};
 use cardcheck_tc3::SignMethod;
 use common::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn doc_examples_pass_and_mismatch_with_every_sign_method_encoding_and_language() {
@@ -310,9 +310,17 @@ async fn an_identical_retry_gets_the_identical_body_and_one_ledger_row() {
     let s = server().await;
     let issued = s.account("acme").await;
     let call = Call::new(&issued, "Wei Xiaobao", DOC_CARD_PASS);
-    let (_, first) = s.send_raw(&call).await;
-    let (_, second) = s.send_raw(&call).await;
+    let (first_headers, first) = s.send_raw(&call).await;
+    let (second_headers, second) = s.send_raw(&call).await;
     assert_eq!(first, second);
+    // The replay's X-TC-RequestId header was a new id while its body carried the first
+    // one: both now name the first answer's RequestId.
+    let body: Value = serde_json::from_slice(&second).unwrap();
+    assert_eq!(second_headers["x-tc-requestid"], request_id_of(&body));
+    assert_eq!(
+        second_headers["x-tc-requestid"],
+        first_headers["x-tc-requestid"]
+    );
     let rows = s
         .backend
         .ledger
