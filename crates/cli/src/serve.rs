@@ -21,6 +21,12 @@ use crate::store_args::StoreArgs;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
+/// Longest header or request timeout, seconds: a day is already far beyond any client;
+/// a value near `u64::MAX` overflowed the connection's deadline (a panic per connection).
+const MAX_TIMEOUT_SECONDS: u64 = 86_400;
+/// Longest time a loaded credential is trusted (docs/configuration.md): the bound on
+/// how late a revocation takes effect.
+const MAX_CREDENTIAL_CACHE_SECONDS: u64 = 5;
 
 /// Prints one line on stdout and ignores a failure: the start-up lines are for whoever
 /// started the server, and a reader that went away (a closed pipe) must not stop it
@@ -82,11 +88,11 @@ pub struct ServeArgs {
     /// Public host name(s) clients sign when a reverse proxy rewrites `Host`.
     #[arg(long = "public-host", value_name = "HOST")]
     public_hosts: Vec<String>,
-    /// Seconds a client has to send a request head [default: 10].
-    #[arg(long, env = "CARDCHECK_HEADER_TIMEOUT", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    /// Seconds a client has to send a request head [default: 10; at most 86400].
+    #[arg(long, env = "CARDCHECK_HEADER_TIMEOUT", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECONDS))]
     header_timeout: Option<u64>,
-    /// Seconds a request may take from its first byte to its answer [default: 10].
-    #[arg(long, env = "CARDCHECK_REQUEST_TIMEOUT", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    /// Seconds a request may take from its first byte to its answer [default: 10; at most 86400].
+    #[arg(long, env = "CARDCHECK_REQUEST_TIMEOUT", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECONDS))]
     request_timeout: Option<u64>,
     /// Connections served at once [default: 10000].
     #[arg(long, env = "CARDCHECK_MAX_CONNECTIONS", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -209,9 +215,23 @@ impl ConfigFile {
                 config.limits.request_timeout_seconds,
             ),
         ] {
-            if value == Some(0) {
-                bail!("{}: {name} must be at least 1", path.display());
+            if let Some(v) = value
+                && !(1..=MAX_TIMEOUT_SECONDS).contains(&v)
+            {
+                bail!(
+                    "{}: {name} must be 1 to {MAX_TIMEOUT_SECONDS} seconds, not {v}",
+                    path.display()
+                );
             }
+        }
+        if let Some(v) = config.verification.credential_cache_seconds
+            && v > MAX_CREDENTIAL_CACHE_SECONDS
+        {
+            bail!(
+                "{}: verification.credential_cache_seconds must be at most \
+                 {MAX_CREDENTIAL_CACHE_SECONDS} (the bound on how late a revoked key still works), not {v}",
+                path.display()
+            );
         }
         if config.limits.max_connections == Some(0) {
             bail!(
@@ -350,7 +370,7 @@ async fn serve(
             verification
                 .and_then(|v| v.credential_cache_seconds)
                 .unwrap_or(2)
-                .min(5),
+                .min(MAX_CREDENTIAL_CACHE_SECONDS),
         ),
         request_timeout: Duration::from_secs(
             args.request_timeout
@@ -621,6 +641,16 @@ mod tests {
             (
                 "[limits]\nheader_timeout_seconds = 0",
                 "header_timeout_seconds",
+            ),
+            // A header timeout near u64::MAX overflowed the connection deadline: every
+            // connection panicked.
+            (
+                "[limits]\nheader_timeout_seconds = 18446744073709551615",
+                "header_timeout_seconds must be 1 to 86400",
+            ),
+            (
+                "[verification]\ncredential_cache_seconds = 99",
+                "credential_cache_seconds must be at most 5",
             ),
             ("not toml at all [", ""),
         ] {
