@@ -195,12 +195,29 @@ pub async fn run<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> E
     match f.await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if crate::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<UsageError>().is_some() => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
     }
 }
+
+/// Arguments that parse but do not make sense together: exit status 2, like the
+/// parser's own errors (spec/cli.md: 2 is a usage error).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
 
 /// The audit detail of a new account: its status and limits.
 pub fn account_detail(account: &Account) -> String {
@@ -403,7 +420,11 @@ pub async fn key(cmd: KeyCommand, actor: &str) -> anyhow::Result<()> {
                 .flatten()
                 .map(|c| (c.account.clone(), c.revoked_at.is_some()));
             if !backend.accounts.revoke_credential(&secret_id).await? {
-                bail!("no such SecretId: {secret_id}");
+                // A card number passed by mistake is not echoed back.
+                bail!(
+                    "no such SecretId: {}",
+                    cardcheck_tc3::error::sanitize_name(&secret_id)
+                );
             }
             let detail = match before {
                 Some((account, true)) => format!("account {account}, already revoked"),
@@ -584,7 +605,7 @@ pub async fn usage(args: UsageArgs) -> anyhow::Result<()> {
     if let (Some(from), Some(to)) = (args.from, args.to)
         && from > to
     {
-        bail!("--from is after --to: no day is in that range");
+        return Err(UsageError("--from is after --to: no day is in that range".into()).into());
     }
     let backend = args.store.open_existing().await?;
     if let Some(name) = &args.account

@@ -119,8 +119,8 @@ pub enum AuditCommand {
         /// Actions starting with this text, e.g. `account` or `key.revoke`.
         #[arg(long, value_name = "PREFIX")]
         action: Option<String>,
-        /// Only the newest N matching entries.
-        #[arg(long, value_name = "N")]
+        /// Only the newest N matching entries (N ≥ 1).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         limit: Option<u64>,
         #[command(flatten)]
         store: StoreArgs,

@@ -360,3 +360,32 @@ fn the_default_actor_is_the_os_user_at_the_host() {
     );
     assert_eq!(actor(2), "dave");
 }
+
+/// `key revoke` with a card number where the SecretId belongs echoed the card number
+/// back ("no such SecretId: 6225768888888888").
+#[test]
+fn revoking_an_unknown_secret_id_does_not_echo_a_card_number() {
+    let (_tmp, data) = ops_common::data_dir();
+    ops_common::create_account(&data, "acme");
+    let r = cardcheck(&data, &["key", "revoke", CARDS[0]]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("no such SecretId"), "{}", r.stderr);
+    assert!(!r.stderr.contains("8888"), "{}", r.stderr);
+    let plain = cardcheck(&data, &["key", "revoke", "AKIDnope"]);
+    assert!(
+        plain.stderr.contains("no such SecretId: AKIDnope"),
+        "{}",
+        plain.stderr
+    );
+}
+
+/// `audit list --limit 0` printed only the header: a limit below 1 is a usage error.
+#[test]
+fn audit_list_with_limit_zero_is_a_usage_error() {
+    let (_tmp, data) = ops_common::data_dir();
+    ops_common::create_account(&data, "acme");
+    let r = cardcheck(&data, &["audit", "list", "--limit", "0"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--limit"), "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+}
