@@ -174,3 +174,52 @@ fn logs_hold_no_card_number_name_or_secret_key() {
         }
     }
 }
+
+/// The request line of an answer given before the body was read (an oversized
+/// `Content-Length`: `RequestSizeLimitExceeded`) lacked the `secret_id`, `action` and
+/// `client` fields and quoted its `outcome`, unlike every other request line.
+#[test]
+fn a_request_refused_before_its_body_logs_the_same_fields() {
+    use std::io::Write;
+    let (_tmp, dir) = data_dir();
+    create_account(&dir, "logs");
+    let server = Server::start(&dir, &["--log-format", "json"], &[]);
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 999999999\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    let (_, body) = read_response(&mut stream).unwrap();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    let code = body["Response"]["Error"]["Code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(code, "RequestSizeLimitExceeded", "{body}");
+    let stderr = server.stderr.clone();
+    server.stop();
+    let logs = String::from_utf8(stderr.lock().unwrap().clone()).unwrap();
+    let line = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|doc| doc["message"] == "request")
+        .unwrap_or_else(|| panic!("no request line in:\n{logs}"));
+    for field in [
+        "request_id",
+        "secret_id",
+        "action",
+        "client",
+        "kind",
+        "outcome",
+    ] {
+        assert!(line[field].is_string(), "{field} in {line}");
+    }
+    assert_eq!(line["outcome"], code.as_str(), "{line}");
+    assert_eq!(line["kind"], "error", "{line}");
+    assert_eq!(line["request_id"], body["Response"]["RequestId"], "{line}");
+}

@@ -15,6 +15,7 @@ use cardcheck_tc3::envelope::{CONTENT_TYPE, error_body, new_request_id};
 use cardcheck_tc3::{ApiError, ErrorCode, Language, RawRequest};
 
 use crate::errors::Failure;
+use crate::pipeline::Who;
 use crate::state::AppState;
 
 /// Largest body read: TC3 POST allows 10 MB (protocol.md §5 "Limits"); a larger body
@@ -107,7 +108,7 @@ async fn api(State(state): State<Arc<AppState>>, request: Request<Body>) -> Resp
                 "InternalError",
                 state.config.request_timeout.as_micros() as u64,
             );
-            tracing::warn!(request_id = %request_id, outcome = "InternalError", "request deadline exceeded");
+            tracing::warn!(request_id = %request_id, outcome = %"InternalError", "request deadline exceeded");
             let error =
                 ApiError::with_detail(ErrorCode::InternalError, "The request took too long.");
             envelope_response(
@@ -136,7 +137,7 @@ async fn api_within_deadline(
             state
                 .metrics
                 .record(None, "error", error.code().as_str(), micros);
-            tracing::info!(request_id = %request_id, kind = "error", outcome = error.code().as_str(), micros, "request");
+            log_request(&request_id, None, "error", error.code().as_str(), micros);
             let body = error_body(&error, Language::EnUs, &request_id);
             return envelope_response(body, &request_id, trace_id);
         }
@@ -165,17 +166,30 @@ async fn api_within_deadline(
     state
         .metrics
         .record(action, answer.outcome.0, &answer.outcome.1, micros);
+    log_request(
+        &request_id,
+        who,
+        answer.outcome.0,
+        &answer.outcome.1,
+        micros,
+    );
+    envelope_response(answer.body, &request_id, trace_id)
+}
+
+/// The one request log line (issue 9, docs/operations.md): the same fields for every
+/// request — those not known yet (a body that could not be read) are empty — and never
+/// a card or a name.
+fn log_request(request_id: &str, who: Option<&Who>, kind: &str, outcome: &str, micros: u64) {
     tracing::info!(
         request_id = %request_id,
         secret_id = who.map_or("", |w| w.secret_id.as_str()),
         action = who.map_or("", |w| w.action.as_str()),
         client = who.and_then(|w| w.client.as_deref()).unwrap_or(""),
-        kind = answer.outcome.0,
-        outcome = %answer.outcome.1,
+        kind = kind,
+        outcome = %outcome,
         micros,
         "request"
     );
-    envelope_response(answer.body, &request_id, trace_id)
 }
 
 /// The admin router: `/healthz`, `/readyz`, `/metrics`.
