@@ -37,13 +37,25 @@ pub(crate) fn validate_account_name(name: &str) -> Result<(), StoreError> {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid(
+    if !ok {
+        return Err(StoreError::Invalid(
             "an account name is 1 to 64 characters of letters, digits, '-', '_' and '.'".into(),
-        ))
+        ));
     }
+    // A name the audit log would redact as a possible card number (12+ digits) was
+    // stored and listed in clear but audited as `x(redacted)`: ambiguous, so refused.
+    let redacted = cardcheck_redact::redact_digit_runs(
+        name,
+        cardcheck_redact::CARD_MIN_DIGITS,
+        cardcheck_redact::REDACTED,
+    );
+    if matches!(redacted, std::borrow::Cow::Owned(_)) {
+        return Err(StoreError::Invalid(format!(
+            "an account name may not hold {} or more digits (it would look like a card number)",
+            cardcheck_redact::CARD_MIN_DIGITS
+        )));
+    }
+    Ok(())
 }
 
 /// SHA-256 of a session token: tokens are checked, never stored.
@@ -100,6 +112,27 @@ impl NewCredential {
             secret_key: self.secret_key.to_string(),
             token: self.token,
             expires_at: self.expires_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `account create x6225768888888888` was stored and listed in clear while the audit
+    /// log showed `x(redacted)`.
+    #[test]
+    fn an_account_name_that_holds_a_card_number_is_refused() {
+        for name in ["x6225768888888888", "6225-7688-8888-8888", "a123456789012"] {
+            let err = validate_account_name(name).map(|_| name);
+            assert!(
+                matches!(&err, Err(StoreError::Invalid(m)) if m.contains("card number")),
+                "{name}: {err:?}"
+            );
+        }
+        for name in ["acme", "tenant-2026-12-04", "shop.12345678901", "a_b-c.d"] {
+            assert!(validate_account_name(name).is_ok(), "{name}");
         }
     }
 }
