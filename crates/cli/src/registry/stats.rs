@@ -94,6 +94,36 @@ impl<'t> BankIndex<'t> {
     }
 }
 
+/// One line per bank: the table can name one bank code in several ways (`COMM`: 交通银行
+/// and 中国交通银行), which listed the bank twice. Rows with a code are merged under it,
+/// named by the name that covers most of its cards; rows without a code stay by name.
+fn merge_by_bank_code(banks: HashMap<(Option<String>, String), u64>) -> Vec<BankCount> {
+    let mut by_code: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for ((bank_code, bank_name), cards) in banks {
+        match bank_code {
+            Some(code) => by_code.entry(code).or_default().push((bank_name, cards)),
+            None => out.push(BankCount {
+                bank_code: None,
+                bank_name,
+                cards,
+            }),
+        }
+    }
+    for (code, mut names) in by_code {
+        // Most cards first, then the name's order: deterministic whatever the map order.
+        names.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let cards = names.iter().map(|(_, n)| n).sum();
+        let bank_name = names.swap_remove(0).0;
+        out.push(BankCount {
+            bank_code: Some(code),
+            bank_name,
+            cards,
+        });
+    }
+    out
+}
+
 pub(super) async fn run(store: &StoreArgs, json: bool, top: usize) -> anyhow::Result<ExitCode> {
     let backend = store.open_existing().await?;
     let stats = backend.registry.stats().await;
@@ -115,14 +145,7 @@ pub(super) async fn run(store: &StoreArgs, json: bool, top: usize) -> anyhow::Re
             cards: *cards,
         });
     }
-    let mut by_bank: Vec<BankCount> = banks
-        .into_iter()
-        .map(|((bank_code, bank_name), cards)| BankCount {
-            bank_code,
-            bank_name,
-            cards,
-        })
-        .collect();
+    let mut by_bank = merge_by_bank_code(banks);
     by_bank.sort_by(|a, b| {
         b.cards
             .cmp(&a.cards)
@@ -209,5 +232,29 @@ mod tests {
         assert_eq!(index.bank("622202").0.as_deref(), Some("ICBC"));
         assert_eq!(index.bank("622848").0.as_deref(), Some("ABC"));
         assert!(index.bank("424242").1.contains("Visa"));
+    }
+
+    /// `registry stats` listed 交通银行 and 中国交通银行 (both `COMM`) as two banks.
+    #[test]
+    fn one_bank_code_under_two_names_is_one_bank() {
+        let mut banks = HashMap::new();
+        banks.insert((Some("COMM".to_owned()), "交通银行".to_owned()), 70);
+        banks.insert((Some("COMM".to_owned()), "中国交通银行".to_owned()), 30);
+        banks.insert((Some("ICBC".to_owned()), "中国工商银行".to_owned()), 50);
+        banks.insert((None, "Visa (no Chinese issuer)".to_owned()), 5);
+        let mut merged = merge_by_bank_code(banks);
+        merged.sort_by(|a, b| b.cards.cmp(&a.cards));
+        let rows: Vec<(Option<&str>, &str, u64)> = merged
+            .iter()
+            .map(|b| (b.bank_code.as_deref(), b.bank_name.as_str(), b.cards))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (Some("COMM"), "交通银行", 100),
+                (Some("ICBC"), "中国工商银行", 50),
+                (None, "Visa (no Chinese issuer)", 5),
+            ]
+        );
     }
 }
