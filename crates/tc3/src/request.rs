@@ -223,6 +223,17 @@ pub fn parse(req: &RawRequest<'_>, limits: &Limits) -> Result<ParsedRequest, Api
         _ => {}
     }
 
+    // Two Authorization headers: the first one used to win silently, whichever the
+    // client meant; an ambiguous request is refused.
+    if req
+        .headers
+        .get_all(http::header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(ApiError::new(ErrorCode::AuthFailureInvalidAuthorization));
+    }
     let authorization = req.headers.get(http::header::AUTHORIZATION);
     if let Some(h) = authorization
         && h.as_bytes().starts_with(b"TC3-HMAC-SHA256")

@@ -229,6 +229,20 @@ fn malformed_requests_get_their_codes() {
             with_header(good_json(), "authorization", "SKIP"),
             Err(AuthFailureInvalidAuthorization),
         ),
+        // Two Authorization headers: the first one used to win silently.
+        (
+            "a second Authorization header",
+            {
+                let mut r = good_json();
+                let a = r.header("authorization").unwrap();
+                r.headers.append(
+                    HeaderName::from_static("authorization"),
+                    HeaderValue::from_str(&a).unwrap(),
+                );
+                r
+            },
+            Err(AuthFailureInvalidAuthorization),
+        ),
         (
             "Credential with 3 parts",
             with_auth(good_json(), |a| a.replace("/faceid/", "/")),
