@@ -58,6 +58,13 @@ impl StoreArgs {
     /// mistyped `--data-dir` is an error, not a new empty store with a new master key.
     pub async fn open_existing(&self) -> anyhow::Result<Backend> {
         if self.database_url.is_none() {
+            // The same words as `serve` for a data directory that is a file.
+            if self.data_dir.exists() && !self.data_dir.is_dir() {
+                anyhow::bail!(
+                    "the data directory {} exists and is not a directory",
+                    self.data_dir.display()
+                );
+            }
             let database = self.data_dir.join(cardcheck_store::sqlite::DATABASE_FILE);
             if !database.exists() {
                 anyhow::bail!(

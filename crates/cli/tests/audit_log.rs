@@ -389,3 +389,21 @@ fn audit_list_with_limit_zero_is_a_usage_error() {
     assert!(r.stderr.contains("--limit"), "{}", r.stderr);
     assert!(r.stdout.is_empty(), "{}", r.stdout);
 }
+
+/// A read-only command given a `--data-dir` that is a regular file said "no
+/// cardcheck.db" while `serve` said what was wrong.
+#[test]
+fn a_data_dir_that_is_a_file_is_named_as_such_by_read_only_commands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    for args in [&["account", "list"][..], &["audit", "verify"], &["usage"]] {
+        let r = cardcheck(&file, args);
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("exists and is not a directory"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+}
