@@ -233,9 +233,8 @@ async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             store,
             json,
         } => {
-            let backend = store.open_existing().await?;
-            let entries = backend
-                .audit
+            let (log, backend) = store.open_audit_log().await?;
+            let entries = log
                 .list(&AuditFilter {
                     since_ms: since,
                     until_ms: until,
@@ -246,7 +245,9 @@ async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                 })
                 .await
                 .context("cannot read the audit log")?;
-            backend.close();
+            if let Some(backend) = backend {
+                backend.close();
+            }
             if json {
                 let out: Vec<JsonEntry<'_>> = entries.iter().map(JsonEntry::from).collect();
                 crate::admin::print_json(&out)?;
@@ -274,15 +275,17 @@ async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             store,
             json,
         } => {
-            let backend = store.open_existing().await?;
+            let (log, backend) = store.open_audit_log().await?;
             let mut verifier = ChainVerifier::new();
             for prefix in &expect {
                 verifier.contains_hash(prefix);
             }
-            let verdict = verify_log_with(backend.audit.as_ref(), &mut verifier)
+            let verdict = verify_log_with(log.as_ref(), &mut verifier)
                 .await
                 .context("cannot read the audit log")?;
-            backend.close();
+            if let Some(backend) = backend {
+                backend.close();
+            }
             let missing: Vec<String> = verifier.missing_known().iter().map(hex::encode).collect();
             match verdict {
                 Ok(head) if missing.is_empty() => {

@@ -57,6 +57,30 @@ impl StoreArgs {
     /// [`Self::open`] for commands that only use a store that already exists: a
     /// mistyped `--data-dir` is an error, not a new empty store with a new master key.
     pub async fn open_existing(&self) -> anyhow::Result<Backend> {
+        self.check_embedded_exists()?;
+        self.open().await
+    }
+
+    /// The audit log alone, for `audit list` and `audit verify`: an embedded data
+    /// directory's is opened read-only (they work on a read-only copy), a shared
+    /// deployment's through its backend.
+    pub async fn open_audit_log(
+        &self,
+    ) -> anyhow::Result<(
+        std::sync::Arc<dyn cardcheck_store::audit::AuditLog>,
+        Option<Backend>,
+    )> {
+        if self.database_url.is_some() {
+            let backend = self.open_existing().await?;
+            return Ok((backend.audit.clone(), Some(backend)));
+        }
+        self.check_embedded_exists()?;
+        let log = cardcheck_store::sqlite::ReadOnlyAudit::open(&self.data_dir)?;
+        Ok((std::sync::Arc::new(log), None))
+    }
+
+    /// For a command that reads an embedded store: one clear line when there is none.
+    fn check_embedded_exists(&self) -> anyhow::Result<()> {
         if self.database_url.is_none() {
             // The same words as `serve` for a data directory that is a file.
             if self.data_dir.exists() && !self.data_dir.is_dir() {
@@ -75,6 +99,6 @@ impl StoreArgs {
                 );
             }
         }
-        self.open().await
+        Ok(())
     }
 }

@@ -407,3 +407,53 @@ fn a_data_dir_that_is_a_file_is_named_as_such_by_read_only_commands() {
         );
     }
 }
+
+/// `audit verify` and `audit list` opened the whole store, which writes: on a
+/// read-only copy they failed with "attempt to write a readonly database"
+/// (docs/operations.md: anyone can verify a copy). They now read the audit log alone,
+/// read-only — so a copy of `cardcheck.db` by itself verifies, and nothing is added
+/// to the copy's directory.
+#[test]
+fn the_audit_log_of_a_copied_database_verifies_without_writing() {
+    let (_tmp, data) = ops_common::data_dir();
+    ops_common::create_account(&data, "acme");
+    ok(&data, &["key", "create", "acme"]);
+    let head = json(&data, &["audit", "verify", "--json"]);
+    let entries = head["entries"].as_u64().unwrap();
+    assert!(entries >= 2, "{head}");
+
+    // The database alone, as an operator copies it for verification.
+    let copy_dir = tempfile::tempdir().unwrap();
+    let copy = copy_dir.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    std::fs::copy(data.join("cardcheck.db"), copy.join("cardcheck.db")).unwrap();
+    let names = |dir: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with("-shm") && !n.ends_with("-wal"))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = names(&copy);
+    let verdict = json(&copy, &["audit", "verify", "--json"]);
+    assert_eq!(verdict["intact"], true, "{verdict}");
+    assert_eq!(verdict["entries"].as_u64(), Some(entries), "{verdict}");
+    assert_eq!(verdict["head"], head["head"], "{verdict}");
+    let listed = json(&copy, &["audit", "list", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len() as u64, entries, "{listed}");
+    // No ledger.db, no master.key: nothing was created beside the copy.
+    assert_eq!(names(&copy), before);
+
+    // A directory this user cannot write (not testable as root, who writes anyway).
+    let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        use std::os::unix::fs::PermissionsExt;
+        let read_only = std::fs::Permissions::from_mode(0o555);
+        std::fs::set_permissions(&copy, read_only).unwrap();
+        let verdict = json(&copy, &["audit", "verify", "--json"]);
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(verdict["intact"], true, "{verdict}");
+    }
+}

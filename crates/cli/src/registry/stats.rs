@@ -243,7 +243,7 @@ mod tests {
         banks.insert((Some("ICBC".to_owned()), "中国工商银行".to_owned()), 50);
         banks.insert((None, "Visa (no Chinese issuer)".to_owned()), 5);
         let mut merged = merge_by_bank_code(banks);
-        merged.sort_by(|a, b| b.cards.cmp(&a.cards));
+        merged.sort_by_key(|b| std::cmp::Reverse(b.cards));
         let rows: Vec<(Option<&str>, &str, u64)> = merged
             .iter()
             .map(|b| (b.bank_code.as_deref(), b.bank_name.as_str(), b.cards))

@@ -7,7 +7,10 @@
 //! insert that is not the next id.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::{SqliteStore, db_err, lock};
 use crate::StoreError;
@@ -81,30 +84,103 @@ impl AuditLog for SqliteStore {
     }
 
     async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
-        let after = sql_id(filter.after_id.unwrap_or(0))?;
-        let order = if filter.latest { "DESC" } else { "ASC" };
-        let mut entries = self.with_reader(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT id, ts_ms, actor, action, target, detail, prev_hash, hash FROM audit \
-                 WHERE (?1 IS NULL OR ts_ms >= ?1) AND (?2 IS NULL OR ts_ms < ?2) \
-                 AND (?3 IS NULL OR substr(action, 1, length(?3)) = ?3) AND id > ?4 \
-                 ORDER BY id {order} LIMIT ?5"
-            ))?;
-            let rows = stmt.query_map(
-                params![
-                    filter.since_ms,
-                    filter.until_ms,
-                    filter.action_prefix,
-                    after,
-                    filter.sql_limit()
-                ],
-                entry_from_row,
-            )?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })?;
-        if filter.latest {
-            entries.reverse();
+        self.with_reader(|c| list_entries(c, filter))?
+    }
+}
+
+/// Entries matching `filter`, oldest first, from one connection.
+fn list_entries(
+    c: &Connection,
+    filter: &AuditFilter,
+) -> rusqlite::Result<Result<Vec<AuditEntry>, StoreError>> {
+    let after = match sql_id(filter.after_id.unwrap_or(0)) {
+        Ok(after) => after,
+        Err(e) => return Ok(Err(e)),
+    };
+    let order = if filter.latest { "DESC" } else { "ASC" };
+    let mut stmt = c.prepare(&format!(
+        "SELECT id, ts_ms, actor, action, target, detail, prev_hash, hash FROM audit \
+         WHERE (?1 IS NULL OR ts_ms >= ?1) AND (?2 IS NULL OR ts_ms < ?2) \
+         AND (?3 IS NULL OR substr(action, 1, length(?3)) = ?3) AND id > ?4 \
+         ORDER BY id {order} LIMIT ?5"
+    ))?;
+    let rows = stmt.query_map(
+        params![
+            filter.since_ms,
+            filter.until_ms,
+            filter.action_prefix,
+            after,
+            filter.sql_limit()
+        ],
+        entry_from_row,
+    )?;
+    let mut entries = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    if filter.latest {
+        entries.reverse();
+    }
+    Ok(Ok(entries))
+}
+
+/// The audit log of an embedded data directory, opened read-only: `audit list` and
+/// `audit verify` read it without writing anything, so they work on a read-only copy
+/// (docs/operations.md: anyone can verify a copy). They used to open the whole store,
+/// which writes (migrations, the ledger's threads) and failed with "attempt to write a
+/// readonly database" on a read-only directory.
+pub struct ReadOnlyAudit {
+    conn: Mutex<Connection>,
+}
+
+impl ReadOnlyAudit {
+    /// Opens `cardcheck.db` in `data_dir` read-only. A WAL database needs its `-shm`
+    /// file; in a directory that cannot hold one, the file is read as it is on disk
+    /// (`immutable=1`: entries still only in a `-wal` file beside it are not seen).
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join(super::DATABASE_FILE);
+        let uri = |extra: &str| format!("file:{}?mode=ro{extra}", uri_path(&path));
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let readable = |conn: &Connection| {
+            conn.query_row("SELECT count(*) FROM audit", [], |r| r.get::<_, i64>(0))
+        };
+        let conn = match Connection::open_with_flags(uri(""), flags) {
+            Ok(conn) if readable(&conn).is_ok() => conn,
+            _ => {
+                let conn = Connection::open_with_flags(uri("&immutable=1"), flags)
+                    .map_err(super::file_err(&path))?;
+                readable(&conn).map_err(super::file_err(&path))?;
+                conn
+            }
+        };
+        Ok(ReadOnlyAudit {
+            conn: Mutex::new(conn),
+        })
+    }
+}
+
+/// A file path as the path of a `file:` URI: `%`, `?` and `#` percent-encoded.
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
         }
-        Ok(entries)
+    }
+    out
+}
+
+#[async_trait]
+impl AuditLog for ReadOnlyAudit {
+    async fn record(&self, _event: AuditEvent) -> Result<AuditEntry, StoreError> {
+        Err(StoreError::Invalid(
+            "the audit log was opened read-only".into(),
+        ))
+    }
+
+    async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        list_entries(&lock(&self.conn), filter).map_err(db_err)?
     }
 }

@@ -39,6 +39,7 @@ use crate::{
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "cardcheck.db";
+pub use audit::ReadOnlyAudit;
 pub use ledger::LEDGER_FILE;
 /// Idle reader connections kept open for `cardcheck.db`.
 const READER_POOL_MAX: usize = 8;
