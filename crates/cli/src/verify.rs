@@ -12,7 +12,8 @@
 //! - [`progress`]: progress display and the summary.
 //!
 //! Card numbers and SecretKeys never reach stderr: messages are built from our own
-//! words plus server texts passed through [`redact`].
+//! words plus server texts passed through [`server_text`] (also used for stdout and
+//! the batch output).
 
 mod batch;
 mod client;
@@ -298,6 +299,91 @@ pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
     out
 }
 
+/// Whether a UUID (`8-4-4-4-12` hex digits, the RequestId format) starts at `i`.
+fn uuid_at(chars: &[char], i: usize) -> bool {
+    const LEN: usize = 36;
+    let Some(s) = chars.get(i..i + LEN) else {
+        return false;
+    };
+    let bounded = |c: Option<&char>| c.is_none_or(|c| !c.is_alphanumeric() && *c != '-');
+    s.iter().enumerate().all(|(k, c)| {
+        if matches!(k, 8 | 13 | 18 | 23) {
+            *c == '-'
+        } else {
+            c.is_ascii_hexdigit()
+        }
+    }) && bounded(i.checked_sub(1).and_then(|p| chars.get(p)))
+        && bounded(chars.get(i + LEN))
+}
+
+/// `text` with every card-like digit run masked to its first 6 and last 4 digits
+/// ([`cardcheck_redact::mask_digit_runs`], the one definition of a run). UUIDs
+/// (RequestIds) are kept whole: their digit groups joined by `-` often add up to 12.
+pub(crate) fn mask_digit_runs(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut segment = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if uuid_at(&chars, i) {
+            out.push_str(&cardcheck_redact::mask_digit_runs(&segment));
+            segment.clear();
+            out.extend(&chars[i..i + 36]);
+            i += 36;
+        } else {
+            segment.push(chars[i]);
+            i += 1;
+        }
+    }
+    out.push_str(&cardcheck_redact::mask_digit_runs(&segment));
+    out
+}
+
+/// Whether `c` would break the line or rewrite the terminal when printed: control
+/// characters (ANSI escapes), line/paragraph separators and bidi overrides.
+fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// The one way text that came from the server (Result, Description, RequestId, error
+/// code and message) is shown, on stderr, stdout and in the batch output: the run's
+/// secrets redacted ([`redact`]), card-like digit runs masked ([`mask_digit_runs`]) and
+/// control characters written visibly (`\n`, `\u{1b}`), so it stays on one line and
+/// cannot drive the terminal. A server is not trusted to keep cards out of its texts.
+pub(crate) fn server_text(text: &str, secrets: &[&str]) -> String {
+    let masked = mask_digit_runs(&redact(text, secrets));
+    let mut out = String::with_capacity(masked.len());
+    for c in masked.chars() {
+        if is_unsafe_char(c) {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `--json` output of a server's `Response`: every string masked like [`server_text`];
+/// control characters are left to JSON's own escaping (`\u001b`).
+fn masked_json(v: &serde_json::Value, secrets: &[&str]) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(mask_digit_runs(&redact(s, secrets))),
+        Value::Array(a) => Value::Array(a.iter().map(|x| masked_json(x, secrets)).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (mask_digit_runs(k), masked_json(x, secrets)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// Entry point, called by `main` for `cardcheck verify`.
 pub async fn run(args: VerifyArgs) -> ExitCode {
     let endpoint = match Endpoint::parse(&args.endpoint) {
@@ -403,6 +489,8 @@ async fn single(client: &Client, name: &str, card: &str, json: bool) -> ExitCode
         Ok(p) => p,
         Err(e) => return fail(&redact(&e, &secrets)),
     };
+    // Everything below that came from the server goes through `server_text`.
+    let shown = |t: &str| server_text(t, &secrets);
     match client.send(&prepared).await {
         Reply::Answer {
             result,
@@ -411,11 +499,11 @@ async fn single(client: &Client, name: &str, card: &str, json: bool) -> ExitCode
             response,
         } => {
             if json {
-                print_json(&response);
+                print_json(&masked_json(&response, &secrets));
             } else {
-                println!("Result: {result}");
-                println!("Description: {description}");
-                println!("RequestId: {request_id}");
+                println!("Result: {}", shown(&result));
+                println!("Description: {}", shown(&description));
+                println!("RequestId: {}", shown(&request_id));
             }
             ExitCode::SUCCESS
         }
@@ -427,11 +515,13 @@ async fn single(client: &Client, name: &str, card: &str, json: bool) -> ExitCode
             ..
         } => {
             if json {
-                print_json(&response);
+                print_json(&masked_json(&response, &secrets));
             }
             eprintln!(
-                "{}",
-                redact(&format!("{code}: {message} ({request_id})"), &secrets)
+                "{}: {} ({})",
+                shown(&code),
+                shown(&message),
+                shown(&request_id)
             );
             ExitCode::from(1)
         }
@@ -439,11 +529,11 @@ async fn single(client: &Client, name: &str, card: &str, json: bool) -> ExitCode
             "{} answered HTTP {status} {reason} without a Tencent Cloud API response",
             client.endpoint()
         )),
-        Reply::Network { message } => fail(&redact(&message, &secrets)),
+        Reply::Network { message } => fail(&shown(&message)),
         Reply::Invalid { message } => fail(&format!(
             "unexpected answer from {}: {}",
             client.endpoint(),
-            redact(&message, &secrets)
+            shown(&message)
         )),
     }
 }
@@ -464,6 +554,44 @@ mod tests {
         assert_eq!(mask_card("6225768888888888"), "622576******8888");
         assert_eq!(mask_card("abc"), "***");
         assert_eq!(mask_card("6225-7688-8888-8888"), "622576******8888");
+    }
+
+    /// Regression: server text was printed raw (newlines, ANSI escapes, unmasked card
+    /// numbers). `server_text` makes it one visible line with card-like runs masked.
+    #[test]
+    fn server_text_is_one_line_with_controls_escaped_and_cards_masked() {
+        assert_eq!(
+            server_text(
+                "bad card 6225768888888888\nsecond line \x1b[31mred",
+                &["6225768888888888"]
+            ),
+            r"bad card 622576******8888\nsecond line \u{1b}[31mred"
+        );
+        // Not a secret of the run: masked as a digit run, grouped or not.
+        assert_eq!(
+            server_text("x 6217000000000000012\x1b[2J\r\t\u{202e}", &[]),
+            r"x 621700*********0012\u{1b}[2J\r\t\u{202e}"
+        );
+        assert_eq!(
+            server_text("6225 7688 8888 8888 / 6225-7688-8888-8888", &[]),
+            "622576******8888 / 622576******8888"
+        );
+        // Short numbers, versions, dates and request ids stay.
+        for keep in [
+            "Result -4, 12345678901 digits",
+            "v3.1.189.1 at 2026-12-04 18:29",
+            "0c6d1c0e-8a1b-4f2e-9d3c-5b7a6e4f1a2b",
+            "RequestId 01a24251-1234-7684-8123-456789012345.",
+            "张三：银行卡号不一致",
+        ] {
+            assert_eq!(server_text(keep, &[]), keep);
+        }
+        assert!(!server_text("key abcdefghijkl", &["abcdefghijkl"]).contains("abcdefghijkl"));
+        // Not UUID-shaped (a group too long): the run is masked.
+        assert_eq!(
+            server_text("01a24251-1234-7684-8123-4567890123456", &[]),
+            "01a242511********************3456"
+        );
     }
 
     #[test]

@@ -543,3 +543,201 @@ fn sigint_finishes_in_flight_rows_and_resume_completes() {
     assert_all_answered(&output, ROWS);
     assert_eq!(mock.state.ledger().len(), ROWS);
 }
+
+/// Regression: `--resume` with another input file (the same number of rows, other
+/// people) reported every row as "already answered", sent nothing and exited 0. The
+/// output's answered rows must be the input's rows on the same lines, else refuse.
+#[test]
+fn resume_with_a_different_input_file_is_refused() {
+    let mock = Mock::start(Behaviour::default());
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(dir.path(), 10);
+    let output = dir.path().join("out.csv");
+    let r = run(verify_cmd(
+        &mock.url,
+        &batch_args(&input, &output, &["--qps", "200", "--mask-card"]),
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let answered = std::fs::read(&output).unwrap();
+    let sent = mock.state.seen().len();
+
+    // Same header and row count, other cards (the `id` and `name` columns too).
+    let other = dir.path().join("other.csv");
+    let mut s = String::from("id,name,card,note\n");
+    for i in 0..10 {
+        s += &format!("{i},李四{i},{},\"note, {i}\"\n", card_of(100 + i));
+    }
+    std::fs::write(&other, s).unwrap();
+    // Same names, one card changed (line 5); a shorter input (lines 2-6 only).
+    let one_card = dir.path().join("one_card.csv");
+    let text = std::fs::read_to_string(&input).unwrap();
+    std::fs::write(&one_card, text.replace(&card_of(3), &card_of(42))).unwrap();
+    let shorter = dir.path().join("shorter.csv");
+    let short_text: String = text.lines().take(6).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&shorter, short_text).unwrap();
+
+    for (file, line) in [(&other, 2), (&one_card, 5), (&shorter, 7)] {
+        let r = run(verify_cmd(
+            &mock.url,
+            &batch_args(file, &output, &["--resume", "--mask-card"]),
+        ));
+        assert_eq!(r.code, 1, "{}: {}", file.display(), r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        assert!(
+            r.stderr.starts_with("error: ")
+                && r.stderr.contains("was written for another input")
+                && r.stderr.contains(&format!("line {line} of ")),
+            "{}",
+            r.stderr
+        );
+        assert_no_secrets(&r.stderr, 200);
+        assert_eq!(mock.state.seen().len(), sent, "rows sent after a refusal");
+        assert_eq!(std::fs::read(&output).unwrap(), answered, "output touched");
+    }
+
+    // The right input still resumes, with or without --mask-card on either run.
+    let r = run(verify_cmd(
+        &mock.url,
+        &batch_args(&input, &output, &["--resume"]),
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("skipped (already answered): 10"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(mock.state.seen().len(), sent);
+}
+
+/// Regression: `Line` and the warnings used the csv crate's line count, which gave the
+/// first data row of a CRLF file the header's line 1 and ignored blank lines (`line 3`
+/// for a row on line 6). Each row must carry the 1-based physical line of its first
+/// line, for LF, CRLF, blank lines and quoted multi-line fields.
+#[test]
+fn line_numbers_are_physical_lines_for_crlf_blank_lines_and_multi_line_fields() {
+    let mock = Mock::start(Behaviour::default());
+    let dir = tempfile::tempdir().unwrap();
+    let lf = "name,card,note\n\
+              a,6217000000000000012,x\n\
+              \n\
+              b,6217000000000000053,\"two\nlines\"\n\
+              \n\
+              \n\
+              bad\n\
+              c,6217000000000000061,y\n";
+    // Lines: header 1, a 2, b 4-5, bad 8, c 9.
+    let expected = [("a", "2"), ("b", "4"), ("bad", "8"), ("c", "9")];
+    for (label, text) in [("LF", lf.to_owned()), ("CRLF", lf.replace('\n', "\r\n"))] {
+        let input = dir.path().join(format!("{label}.csv"));
+        std::fs::write(&input, &text).unwrap();
+        let output = dir.path().join(format!("{label}.out.csv"));
+        let r = run(verify_cmd(
+            &mock.url,
+            &batch_args(&input, &output, &["--qps", "200"]),
+        ));
+        assert_eq!(r.code, 1, "{label}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("warning: line 8: missing card column (1 fields where the header has 3)"),
+            "{label}: {}",
+            r.stderr
+        );
+        let (_, rows) = read_output(&output);
+        let got: HashMap<String, String> = rows
+            .iter()
+            .map(|r| (r["name"].clone(), r["Line"].clone()))
+            .collect();
+        for (name, line) in expected {
+            assert_eq!(got[name], line, "{label}: line of row {name}");
+        }
+        assert_eq!(got.len(), 4, "{label}");
+    }
+}
+
+/// Regression: server text went into the output and the stop reason raw: a
+/// `Description` with a card number and `\x1b[2J`, an `Error.Message` with a newline
+/// and an ANSI escape. It must be one line, escaped and masked everywhere.
+#[test]
+fn server_text_in_the_output_and_on_stderr_is_escaped_and_masked() {
+    let leaked = "6225769999999999";
+    let mut behaviour = Behaviour::default();
+    behaviour.canned.insert(
+        card_of(0),
+        serde_json::json!({"Result": "-4", "Description": format!("card {leaked}\u{1b}[2J\nbye")}),
+    );
+    behaviour.canned.insert(
+        card_of(1),
+        serde_json::json!({"Error": {"Code": "AuthFailure.Weird", "Message": format!("bad {leaked}\n\u{1b}[31mred")}}),
+    );
+    let mock = Mock::start(behaviour);
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(dir.path(), 2);
+    let output = dir.path().join("out.csv");
+    let r = run(verify_cmd(
+        &mock.url,
+        &batch_args(&input, &output, &["--concurrency", "1", "--qps", "200"]),
+    ));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let raw = std::fs::read_to_string(&output).unwrap();
+    assert!(!raw.contains('\u{1b}') && !raw.contains(leaked), "{raw}");
+    let (_, rows) = read_output(&output);
+    let row0 = rows.iter().find(|r| r["id"] == "0").unwrap();
+    assert_eq!(row0["Description"], r"card 622576******9999\u{1b}[2J\nbye");
+    let row1 = rows.iter().find(|r| r["id"] == "1").unwrap();
+    assert_eq!(row1["ErrorMessage"], r"bad 622576******9999\n\u{1b}[31mred");
+    // The stop reason (a fatal AuthFailure) quotes the message: still one line.
+    assert!(
+        !r.stderr.contains('\u{1b}') && !r.stderr.contains(leaked),
+        "{}",
+        r.stderr
+    );
+    let stop = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("stopped early"))
+        .unwrap();
+    assert!(
+        stop.contains(r"bad 622576******9999\n\u{1b}[31mred"),
+        "{stop}"
+    );
+    assert_no_secrets(&r.stderr, 2);
+}
+
+/// Regression: a non-UTF-8 (GBK) input ran as per-row `MalformedRow` results with no
+/// hint. It must be refused up front with one line naming the line and `iconv`.
+#[test]
+fn a_gbk_input_is_refused_up_front_with_an_iconv_hint() {
+    let mock = Mock::start(Behaviour::default());
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.csv");
+    // "张三" and "李四" in GBK; the second file has a GBK header too.
+    let rows: &[u8] =
+        b"\xd5\xc5\xc8\xfd,6217000000000000012\n\xc0\xee\xcb\xc4,6217000000000000053\n";
+    for (label, header) in [
+        ("data", &b"name,card\n"[..]),
+        ("header", &b"name,card,\xb1\xb8\xd7\xa2\n"[..]),
+    ] {
+        let input = dir.path().join(format!("{label}.csv"));
+        let mut bytes = header.to_vec();
+        if label == "header" {
+            bytes.extend_from_slice(b"\xd5\xc5\xc8\xfd,6217000000000000012,x\n");
+        } else {
+            bytes.extend_from_slice(rows);
+        }
+        std::fs::write(&input, bytes).unwrap();
+        let r = run(verify_cmd(&mock.url, &batch_args(&input, &output, &[])));
+        assert_eq!(r.code, 1, "{label}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{label}: {}", r.stderr);
+        let line = if label == "header" { 1 } else { 2 };
+        assert!(
+            r.stderr
+                .contains(&format!("is not valid UTF-8 (line {line})"))
+                && r.stderr.contains("iconv -f GB18030 -t UTF-8"),
+            "{label}: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("6217000000000000012"), "{}", r.stderr);
+        assert!(!output.exists(), "{label}: output created");
+    }
+    assert!(mock.state.seen().is_empty());
+}

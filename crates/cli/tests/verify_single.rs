@@ -277,3 +277,68 @@ fn encrypted_requests_are_decrypted_by_the_server() {
     assert_no_secrets(&r.stderr);
     assert_eq!(mock.state.seen().len(), before);
 }
+
+/// Regression: server-provided text was printed raw — an `Error.Message` with a newline
+/// and an ANSI escape made a two-line error that recoloured the terminal, and a
+/// `Description` holding another card number and `\x1b[2J` reached stdout unmasked with
+/// the escape intact. Every server text must be one line, escaped and masked.
+#[test]
+fn server_text_is_printed_on_one_line_with_controls_escaped_and_cards_masked() {
+    let other_card = "6217000000000000012";
+    let mut behaviour = Behaviour::default();
+    behaviour.canned.insert(
+        CARD.to_owned(),
+        serde_json::json!({"Error": {
+            "Code": "InvalidParameterValue\u{1b}[0m",
+            "Message": format!("bad card {CARD}\nsecond line \u{1b}[31mred {other_card}"),
+        }}),
+    );
+    behaviour.canned.insert(
+        CARD_MISMATCH.to_owned(),
+        serde_json::json!({
+            "Result": "-4",
+            "Description": format!("card {other_card} mismatch\u{1b}[2J\r\nend\u{202e}"),
+        }),
+    );
+    let mock = Mock::start(behaviour);
+
+    let r = run(verify_cmd(&mock.url, &["--name", NAME, "--card", CARD]));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    let line = r.stderr.trim_end();
+    assert!(!line.contains('\u{1b}'), "raw escape: {line:?}");
+    assert!(
+        line.starts_with(r"InvalidParameterValue\u{1b}[0m: bad card 622576******8888\nsecond line \u{1b}[31mred 621700*********0012 ("),
+        "{line}"
+    );
+    assert!(!line.contains(other_card), "{line}");
+    assert_no_secrets(&r.stderr);
+
+    let r = run(verify_cmd(
+        &mock.url,
+        &["--name", NAME, "--card", CARD_MISMATCH],
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.lines().count(), 3, "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains(r"Description: card 621700*********0012 mismatch\u{1b}[2J\r\nend\u{202e}"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains('\u{1b}') && !r.stdout.contains(other_card));
+    assert_no_secrets(&r.stdout);
+
+    // --json: still JSON (which escapes controls itself), cards masked.
+    let r = run(verify_cmd(
+        &mock.url,
+        &["--name", NAME, "--card", CARD_MISMATCH, "--json"],
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        v["Description"],
+        "card 621700*********0012 mismatch\u{1b}[2J\r\nend\u{202e}"
+    );
+    assert!(!r.stdout.contains('\u{1b}') && !r.stdout.contains(other_card));
+}

@@ -43,10 +43,38 @@ fn is_separator(c: char) -> bool {
 /// `text` with every digit run (see the module documentation) of at least
 /// `min_digits` digits replaced by `marker`. Borrowed when nothing was redacted.
 pub fn redact_digit_runs<'a>(text: &'a str, min_digits: usize, marker: &str) -> Cow<'a, str> {
+    replace_digit_runs(text, min_digits, |_| marker.to_owned())
+}
+
+/// `text` with every card-length digit run ([`CARD_MIN_DIGITS`] digits or more, grouped
+/// or not) masked as a card number is shown: its first 6 and last 4 digits kept, `*`
+/// for the others, the separators dropped (`6225 7688 8888 8888` → `622576******8888`).
+pub fn mask_digit_runs(text: &str) -> Cow<'_, str> {
+    replace_digit_runs(text, CARD_MIN_DIGITS, |digits| {
+        let n = digits.len();
+        if n < 10 {
+            return "*".repeat(n);
+        }
+        let mut out: String = digits[..6].iter().collect();
+        out.extend(std::iter::repeat_n('*', n - 10));
+        out.extend(&digits[n - 4..]);
+        out
+    })
+}
+
+/// `text` with every digit run (see the module documentation) of at least
+/// `min_digits` digits replaced by `replace(the run's digits)`. Borrowed when nothing was replaced. The one
+/// scanner behind [`redact_digit_runs`] and [`mask_digit_runs`].
+pub fn replace_digit_runs<'a>(
+    text: &'a str,
+    min_digits: usize,
+    mut replace: impl FnMut(&[char]) -> String,
+) -> Cow<'a, str> {
     let chars: Vec<(usize, char)> = text.char_indices().collect();
     let mut out: Option<String> = None;
     // Byte offset in `text` up to which `out` holds the text (when it exists).
     let mut copied = 0;
+    let mut digits: Vec<char> = Vec::new();
     let mut i = 0;
     while i < chars.len() {
         if !is_digit(chars[i].1) {
@@ -56,13 +84,13 @@ pub fn redact_digit_runs<'a>(text: &'a str, min_digits: usize, marker: &str) -> 
         // A run: digits, with single separators between digits.
         let start = i;
         let mut end = i; // one past the last digit
-        let mut digits = 0;
+        digits.clear();
         let (mut in_a_row, mut most_in_a_row) = (0, 0);
         let mut j = i;
         while j < chars.len() {
             let c = chars[j].1;
             if is_digit(c) {
-                digits += 1;
+                digits.push(c);
                 in_a_row += 1;
                 most_in_a_row = most_in_a_row.max(in_a_row);
                 j += 1;
@@ -74,12 +102,12 @@ pub fn redact_digit_runs<'a>(text: &'a str, min_digits: usize, marker: &str) -> 
                 break;
             }
         }
-        if most_in_a_row >= min_digits || digits >= min_digits.max(CARD_MIN_DIGITS) {
+        if most_in_a_row >= min_digits || digits.len() >= min_digits.max(CARD_MIN_DIGITS) {
             let from = chars[start].0;
             let to = chars.get(end).map_or(text.len(), |&(at, _)| at);
             let buf = out.get_or_insert_with(|| String::with_capacity(text.len()));
             buf.push_str(&text[copied..from]);
-            buf.push_str(marker);
+            buf.push_str(&replace(&digits));
             copied = to;
         }
         i = end;
@@ -127,6 +155,21 @@ mod tests {
 
     fn r(text: &str, min: usize) -> String {
         redact_digit_runs(text, min, REDACTED).into_owned()
+    }
+
+    #[test]
+    fn card_length_runs_are_masked_six_and_four() {
+        assert_eq!(
+            mask_digit_runs("card 6225768888888888, 6225 7688 8888 8888."),
+            "card 622576******8888, 622576******8888."
+        );
+        assert_eq!(
+            mask_digit_runs("６２２５７６８８８８８８８８８８"),
+            "６２２５７６******８８８８"
+        );
+        for keep in ["12345678901", "v3.1.189.1", "2026-12-04 18:29", "Result -4"] {
+            assert!(matches!(mask_digit_runs(keep), Cow::Borrowed(_)), "{keep}");
+        }
     }
 
     #[test]

@@ -18,12 +18,12 @@ use tokio::sync::{Mutex as AsyncMutex, mpsc, watch};
 
 use super::client::{Client, ENCRYPTION_ERROR, HTTP_STATUS_ERROR, NETWORK_ERROR, Reply, unix_now};
 use super::csvio::{
-    InputRow, Journal, JournalEntry, OutputFile, RowResult, check_row, count_rows, open_input,
-    row_check, sibling,
+    InputRow, Journal, JournalEntry, OutputFile, RowResult, answered_rows, check_row, open_input,
+    record_line, row_check, scan_input, sibling,
 };
 use super::limiter::{RateLimiter, backoff};
 use super::progress::{Progress, Summary, Tally};
-use super::{fail, redact};
+use super::{fail, redact, server_text};
 
 /// Error code of rows rejected before sending (issue 11: malformed rows).
 pub(crate) const MALFORMED: &str = "ClientError.MalformedRow";
@@ -173,6 +173,9 @@ impl Worker {
                 elapsed_ms: millis(started.elapsed()),
                 ..RowResult::default()
             };
+            // Every server text is sanitised here, once: the output, the warnings and
+            // the stop reason are all built from `r`.
+            let shown = |t: &str| server_text(t, &secrets);
             match reply {
                 Reply::Answer {
                     result,
@@ -180,15 +183,15 @@ impl Worker {
                     request_id,
                     ..
                 } => {
-                    r.result = Some(result);
-                    r.description = redact(&description, &secrets);
-                    r.request_id = request_id;
+                    r.result = Some(shown(&result));
+                    r.description = shown(&description);
+                    r.request_id = shown(&request_id);
                 }
                 other => {
-                    r.error_code = other.error_code().unwrap_or_default().to_owned();
-                    r.error_message = redact(&other.error_message(), &secrets);
+                    r.error_code = shown(other.error_code().unwrap_or_default());
+                    r.error_message = shown(&other.error_message());
                     if let Reply::ApiError { request_id, .. } = other {
-                        r.request_id = request_id;
+                        r.request_id = shown(&request_id);
                     }
                 }
             }
@@ -256,10 +259,6 @@ pub(crate) async fn run(client: Client, opts: BatchOptions) -> ExitCode {
         Ok(x) => x,
         Err(e) => return fail(&e),
     };
-    let total_rows = match count_rows(&opts.input) {
-        Ok(n) => n,
-        Err(e) => return fail(&e),
-    };
     if opts.output.is_dir() {
         return fail(&format!(
             "{output_name} is a directory: --output names the CSV file to write"
@@ -275,6 +274,20 @@ pub(crate) async fn run(client: Client, opts: BatchOptions) -> ExitCode {
     if let Err(e) = client.check_encryption() {
         return fail(&e);
     }
+    // Checked before the output is touched: a refused resume leaves it as it was.
+    let answered = if opts.resume {
+        match answered_rows(&opts.output, &layout) {
+            Ok(a) => a,
+            Err(e) => return fail(&e),
+        }
+    } else {
+        HashMap::new()
+    };
+    let total_rows = match scan_input(&opts.input, &layout, &answered, &opts.output) {
+        Ok(n) => n,
+        Err(e) => return fail(&e),
+    };
+    drop(answered);
     let (mut output, done_lines) = if opts.resume {
         match OutputFile::resume(&opts.output, &layout, opts.mask_card) {
             Ok(x) => x,
@@ -319,7 +332,8 @@ pub(crate) async fn run(client: Client, opts: BatchOptions) -> ExitCode {
                 Ok(false) => return Ok(skipped),
                 Err(e) => return Err(super::csvio::read_error(&input_path, &e)),
             }
-            let row = check_row(&reader_layout, &rec);
+            let line = record_line(&mut reader, &rec);
+            let row = check_row(&reader_layout, &rec, line);
             if done_lines.contains(&row.line()) {
                 skipped += 1;
                 continue;

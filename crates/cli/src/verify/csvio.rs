@@ -6,7 +6,7 @@
 //! line; `--resume` drops such a torn line (and every row without a final answer) by
 //! rewriting the file through a temporary file and an atomic rename, then appends.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::hash::{Hash, Hasher};
@@ -92,8 +92,93 @@ impl InputRow {
     }
 }
 
-/// The input file, read through a line-length limit.
-pub(crate) type InputFile = LineLimit<File>;
+/// The input file, read through a line-length limit and a line counter.
+pub(crate) type InputFile = LineTracker<LineLimit<File>>;
+
+fn input_reader(path: &Path) -> Result<csv::Reader<InputFile>, String> {
+    let file =
+        File::open(path).map_err(|e| format!("cannot open {}: {}", path.display(), io_text(&e)))?;
+    Ok(reader_builder().from_reader(LineTracker::new(LineLimit::new(file))))
+}
+
+/// Physical line numbers of the records read through it (docs/verify.md promises
+/// them). The csv crate's `Position::line` is wrong for CRLF files and after blank
+/// lines, and its `Position::byte` points just past the first terminator byte of the
+/// previous record, before any blank lines. So this reader notes every run of
+/// `\r`/`\n` bytes it passes on: a record starts right after the run that holds (or
+/// starts at) its `byte` position, and its line is one plus the `\n`s before it.
+#[derive(Debug)]
+pub(crate) struct LineTracker<R> {
+    inner: R,
+    /// Offset of the next byte read.
+    offset: u64,
+    /// Finished runs of CR/LF bytes not yet passed by a record: (start, `\n` count).
+    runs: VecDeque<(u64, u64)>,
+    /// The run still going on at the end of the bytes read so far.
+    open: Option<(u64, u64)>,
+    /// Line number of the byte after the runs already passed.
+    line: u64,
+}
+
+impl<R> LineTracker<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        LineTracker {
+            inner,
+            offset: 0,
+            runs: VecDeque::new(),
+            open: None,
+            line: 1,
+        }
+    }
+
+    /// The line of the record whose `Position::byte` is `byte`. Records must be
+    /// asked for in file order (the runs behind are forgotten).
+    pub(crate) fn line_at(&mut self, byte: u64) -> u64 {
+        while let Some(&(start, newlines)) = self.runs.front()
+            && start <= byte
+        {
+            self.line += newlines;
+            self.runs.pop_front();
+        }
+        self.line
+    }
+}
+
+impl<R: Read> Read for LineTracker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            if b == b'\n' || b == b'\r' {
+                let run = self.open.get_or_insert((self.offset, 0));
+                run.1 += u64::from(b == b'\n');
+            } else if let Some(run) = self.open.take() {
+                self.runs.push_back(run);
+            }
+            self.offset += 1;
+        }
+        Ok(n)
+    }
+}
+
+/// The line of the record just read from `reader`.
+pub(crate) fn record_line(reader: &mut csv::Reader<InputFile>, rec: &ByteRecord) -> u64 {
+    let byte = rec.position().map_or(0, csv::Position::byte);
+    reader.get_mut().line_at(byte)
+}
+
+/// The one-line refusal of an input that is not UTF-8, with the `registry import`
+/// hint when the bytes look like GBK (its detection, reused).
+fn not_utf8(path: &Path, line: u64, bytes: &[u8]) -> String {
+    let hint = if crate::registry::import::looks_like_gbk(bytes) {
+        " (it looks like GBK/GB18030; convert it, e.g. `iconv -f GB18030 -t UTF-8`)"
+    } else {
+        ""
+    };
+    format!(
+        "{} is not valid UTF-8 (line {line}){hint}: the input must be UTF-8",
+        path.display()
+    )
+}
 
 /// A read error, naming a line that is too long for what it is (`/dev/zero`, binary).
 pub(crate) fn read_error(path: &Path, e: &csv::Error) -> String {
@@ -123,13 +208,16 @@ pub(crate) fn open_input(
     name_column: Option<&str>,
     card_column: Option<&str>,
 ) -> Result<(InputLayout, csv::Reader<InputFile>), String> {
-    let file =
-        File::open(path).map_err(|e| format!("cannot open {}: {}", path.display(), io_text(&e)))?;
-    let mut reader = reader_builder().from_reader(LineLimit::new(file));
+    let mut reader = input_reader(path)?;
     let mut header = reader
         .byte_headers()
         .map_err(|e| read_error(path, &e))?
         .clone();
+    // Before looking for the columns: a GBK header would only say "no name column".
+    if std::str::from_utf8(header.as_slice()).is_err() {
+        let line = record_line(&mut reader, &header);
+        return Err(not_utf8(path, line, header.as_slice()));
+    }
     if header.is_empty() || header.iter().all(<[u8]>::is_empty) {
         return Err(format!(
             "{} is empty: it needs a header line",
@@ -187,26 +275,148 @@ pub(crate) fn open_input(
     ))
 }
 
-/// Number of data rows (for progress and ETA).
-pub(crate) fn count_rows(path: &Path) -> Result<u64, String> {
-    let file =
-        File::open(path).map_err(|e| format!("cannot open {}: {}", path.display(), io_text(&e)))?;
-    let mut reader = reader_builder().from_reader(LineLimit::new(file));
-    let mut rec = ByteRecord::new();
-    let mut n = 0u64;
-    loop {
-        match reader.read_byte_record(&mut rec) {
-            Ok(true) => n += 1,
-            Ok(false) => return Ok(n),
-            Err(e) => return Err(read_error(path, &e)),
-        }
+/// What identifies an answered row across runs: its name and its masked card (the
+/// output may hold the card masked, `--mask-card`; nothing new is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RowKey {
+    name: Vec<u8>,
+    masked_card: String,
+}
+
+impl RowKey {
+    /// The key of a record with the input's columns at `offset` (0 in the input, 1 in
+    /// the output after `Line`); `None` when it is too short.
+    fn of(rec: &ByteRecord, layout: &InputLayout, offset: usize) -> Option<RowKey> {
+        let name = rec.get(offset + layout.name_idx)?;
+        let card = rec.get(offset + layout.card_idx)?;
+        Some(RowKey {
+            name: name.to_vec(),
+            // `mask_card` of a masked card is itself, so both forms compare.
+            masked_card: mask_card(&String::from_utf8_lossy(card)),
+        })
     }
 }
 
-/// Shape checks of one record: the width must be the header's (a shifted row cannot
-/// be trusted), the name and card must be UTF-8.
-pub(crate) fn check_row(layout: &InputLayout, rec: &ByteRecord) -> InputRow {
-    let line = rec.position().map_or(0, csv::Position::line);
+/// The rows that `output` already answers (final Result), by line, as `--resume`
+/// will skip them; read only, so that a refusal leaves the output untouched. Empty
+/// when there is no output or its header is not this input's (`OutputFile::resume`
+/// then decides).
+pub(crate) fn answered_rows(
+    output: &Path,
+    layout: &InputLayout,
+) -> Result<HashMap<u64, RowKey>, String> {
+    // Before any open: reading a FIFO back would wait for a writer for ever.
+    crate::files::check_resumable(output)?;
+    let mut rows = HashMap::new();
+    let file = match File::open(output) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(rows),
+        Err(e) => return Err(format!("cannot open {}: {}", output.display(), io_text(&e))),
+    };
+    let expected = layout.output_header();
+    let result_idx = expected.len() - RESULT_COLUMNS.len();
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(false)
+        .from_reader(file);
+    let mut records = reader.byte_records();
+    match records.next() {
+        Some(Ok(h)) if h.iter().eq(expected.iter()) => {}
+        _ => return Ok(rows),
+    }
+    // A broken record can only be a torn tail: stop there.
+    for rec in records.map_while(Result::ok) {
+        if rec.len() != expected.len()
+            || !is_final_result(std::str::from_utf8(&rec[result_idx]).unwrap_or_default())
+        {
+            continue;
+        }
+        let Some(line) = std::str::from_utf8(&rec[0])
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if let Some(key) = RowKey::of(&rec, layout, 1) {
+            rows.entry(line).or_insert(key);
+        }
+    }
+    Ok(rows)
+}
+
+/// Bytes of the non-UTF-8 rows kept to judge the file's encoding.
+const ENCODING_SAMPLE: usize = 8192;
+
+/// Reads the whole input before anything is sent: counts the data rows (for progress
+/// and ETA), refuses a file in another encoding (its non-UTF-8 rows look like GBK, as
+/// a spreadsheet export does; a few stray bad bytes stay malformed rows), and with
+/// `--resume` checks that every row the output answers is the same row of this input
+/// (a resume with another input would otherwise skip its rows as "already answered").
+pub(crate) fn scan_input(
+    path: &Path,
+    layout: &InputLayout,
+    answered: &HashMap<u64, RowKey>,
+    output: &Path,
+) -> Result<u64, String> {
+    let mut reader = input_reader(path)?;
+    let mut rec = ByteRecord::new();
+    let mut n = 0u64;
+    let mut matched = HashSet::new();
+    // The first non-UTF-8 line and a sample of such rows.
+    let mut first_bad: Option<u64> = None;
+    let mut bad_sample = Vec::new();
+    // Names the line only: the row's values stay out of the message.
+    let other_input = |line: u64, what: &str| {
+        format!(
+            "{} was written for another input: line {line} of {} {what}; --resume needs \
+             the same input — choose another --output, or --overwrite to start over",
+            output.display(),
+            path.display()
+        )
+    };
+    loop {
+        match reader.read_byte_record(&mut rec) {
+            Ok(true) => n += 1,
+            Ok(false) => break,
+            Err(e) => return Err(read_error(path, &e)),
+        }
+        let line = record_line(&mut reader, &rec);
+        if std::str::from_utf8(rec.as_slice()).is_err() {
+            first_bad.get_or_insert(line);
+            if bad_sample.len() < ENCODING_SAMPLE {
+                bad_sample.extend_from_slice(rec.as_slice());
+                bad_sample.push(b'\n');
+            }
+        }
+        if let Some(key) = answered.get(&line) {
+            if rec.len() != layout.width() || RowKey::of(&rec, layout, 0).as_ref() != Some(key) {
+                return Err(other_input(
+                    line,
+                    "has another name or card than the answered row",
+                ));
+            }
+            matched.insert(line);
+        }
+    }
+    if let Some(line) = first_bad
+        && crate::registry::import::looks_like_gbk(&bad_sample)
+    {
+        return Err(not_utf8(path, line, &bad_sample));
+    }
+    // An answered line on which no row of this input starts (a shorter input).
+    if let Some(line) = answered.keys().filter(|l| !matched.contains(*l)).min() {
+        return Err(other_input(
+            *line,
+            "starts no row, yet the output answers it",
+        ));
+    }
+    Ok(n)
+}
+
+/// Shape checks of one record (its physical `line` from [`record_line`]): the width
+/// must be the header's (a shifted row cannot be trusted), the name and card must be
+/// UTF-8.
+pub(crate) fn check_row(layout: &InputLayout, rec: &ByteRecord, line: u64) -> InputRow {
     let width = layout.width();
     let malformed = |reason: String| InputRow::Malformed {
         line,
@@ -320,6 +530,17 @@ impl OutputFile {
             .map_err(|e| format!("cannot create {}: {}", path.display(), io_text(&e)))?;
         file.write_all(&csv_line(&layout.output_header())?)
             .map_err(|e| format!("cannot write {}: {}", path.display(), io_text(&e)))?;
+        // A FIFO or device is kept open: reopening would end the reader's stream.
+        if matches!(
+            crate::files::output_target(path),
+            Ok(crate::files::OutputTarget::InPlace(_))
+        ) {
+            return Ok(OutputFile {
+                file,
+                width: layout.width(),
+                mask_idx: mask_card.then_some(layout.card_idx),
+            });
+        }
         drop(file);
         Self::open_append(path, layout, mask_card)
     }
@@ -348,6 +569,8 @@ impl OutputFile {
         layout: &InputLayout,
         mask_card: bool,
     ) -> Result<(OutputFile, HashSet<u64>), String> {
+        // A FIFO or device cannot be read back: nothing to resume from.
+        crate::files::check_resumable(path)?;
         let empty = match std::fs::metadata(path) {
             Ok(m) => m.len() == 0,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
@@ -381,9 +604,9 @@ impl OutputFile {
                 path.display()
             ));
         }
-        let tmp = sibling(path, ".tmp");
-        let mut out = File::create(&tmp)
-            .map_err(|e| format!("cannot create {}: {}", tmp.display(), io_text(&e)))?;
+        // Dropped on an error: its temporary file goes, the output stays as it was.
+        let mut out = crate::files::OutputWriter::create(path)
+            .map_err(|e| format!("cannot create {}: {}", path.display(), io_text(&e)))?;
         let mut buf = csv_line(&expected)?;
         let result_idx = expected.len() - RESULT_COLUMNS.len();
         let mut done = HashSet::new();
@@ -412,7 +635,7 @@ impl OutputFile {
                 keep(&prev, &mut done, &mut buf)?;
                 if buf.len() >= 1 << 16 {
                     out.write_all(&buf)
-                        .map_err(|e| format!("cannot write {}: {}", tmp.display(), io_text(&e)))?;
+                        .map_err(|e| format!("cannot write {}: {}", path.display(), io_text(&e)))?;
                     buf.clear();
                 }
             }
@@ -423,10 +646,8 @@ impl OutputFile {
             keep(&last, &mut done, &mut buf)?;
         }
         out.write_all(&buf)
-            .and_then(|()| out.sync_all())
-            .map_err(|e| format!("cannot write {}: {}", tmp.display(), io_text(&e)))?;
-        drop(out);
-        std::fs::rename(&tmp, path)
+            .map_err(|e| format!("cannot write {}: {}", path.display(), io_text(&e)))?;
+        out.commit()
             .map_err(|e| format!("cannot replace {}: {}", path.display(), io_text(&e)))?;
         Ok((Self::open_append(path, layout, mask_card)?, done))
     }
@@ -670,6 +891,43 @@ mod tests {
         assert!(e.stamp.encrypted.is_some());
         let cut = &text.as_bytes()[..text.len() - 4];
         assert!(parse_journal_line(cut).is_none());
+    }
+
+    /// Regression: the csv crate's line numbers were off for CRLF files and after
+    /// blank lines; `LineTracker` gives each record its physical first line, even when
+    /// the bytes arrive one at a time.
+    #[test]
+    fn records_get_their_physical_line_for_lf_crlf_blank_lines_and_quoted_newlines() {
+        struct OneByte<'a>(&'a [u8]);
+        impl Read for OneByte<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.len().min(buf.len()).min(1);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let lf = "\nname,card\na,1\n\nb,2\n\"c\nx\",3\n\n\nbad\n,4\n";
+        let crlf = lf.replace('\n', "\r\n");
+        for text in [lf, crlf.as_str()] {
+            for one_byte in [false, true] {
+                let src: Box<dyn Read> = if one_byte {
+                    Box::new(OneByte(text.as_bytes()))
+                } else {
+                    Box::new(text.as_bytes())
+                };
+                let mut reader = reader_builder().from_reader(LineTracker::new(src));
+                let mut rec = ByteRecord::new();
+                let mut lines = Vec::new();
+                while reader.read_byte_record(&mut rec).unwrap() {
+                    let byte = rec.position().map_or(0, csv::Position::byte);
+                    lines.push(reader.get_mut().line_at(byte));
+                }
+                // Blank line 1, header 2, a 3, b 5, "c…x" 6-7, bad 10, ",4" 11.
+                let expected = [3, 5, 6, 10, 11];
+                assert_eq!(lines, expected, "{text:?} one byte at a time: {one_byte}");
+            }
+        }
     }
 
     #[test]

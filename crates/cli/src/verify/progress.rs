@@ -157,6 +157,37 @@ fn fmt_duration(secs: f64) -> String {
     }
 }
 
+/// A run's duration: milliseconds under a second (a resume can take a few), else
+/// seconds with one decimal.
+fn fmt_elapsed(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        "<1 ms".to_owned()
+    } else if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// `rows` per second over `d`. Below a millisecond the clock says too little: the
+/// rate is given as a lower bound (`>N rows/s`) rather than a division by ~0.
+fn fmt_rate(rows: u64, d: Duration) -> String {
+    let min = Duration::from_millis(1);
+    if d < min {
+        return format!(">{} rows/s", fmt_number(rows as f64 / min.as_secs_f64()));
+    }
+    format!("{} rows/s", fmt_number(rows as f64 / d.as_secs_f64()))
+}
+
+/// One decimal below 100, none above.
+fn fmt_number(x: f64) -> String {
+    if x < 100.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.0}")
+    }
+}
+
 /// The end-of-run report.
 #[derive(Debug)]
 pub(crate) struct Summary<'a> {
@@ -173,15 +204,11 @@ impl Summary<'_> {
     /// Human form, for stderr.
     pub(crate) fn text(&self) -> String {
         let t = self.tally;
-        let secs = self.duration.as_secs_f64();
         let mut s = format!(
-            "summary: {} rows in {secs:.1} s ({:.1} rows/s); output {}\n",
+            "summary: {} rows in {} ({}); output {}\n",
             self.total_rows,
-            if secs > 0.0 {
-                t.done as f64 / secs
-            } else {
-                0.0
-            },
+            fmt_elapsed(self.duration),
+            self.pace(),
             self.output
         );
         s += &format!(
@@ -217,6 +244,25 @@ impl Summary<'_> {
             s += "  malformed rows: fix them in the input (a resume sends them unchanged)\n";
         }
         s
+    }
+
+    /// The rate of the rows done in this run, over the precise duration; the rows
+    /// skipped by `--resume` or left unprocessed are named, not counted in the rate.
+    fn pace(&self) -> String {
+        let done = self.tally.done;
+        if done == 0 {
+            return if self.tally.skipped > 0 && self.tally.skipped >= self.total_rows {
+                "all already answered".to_owned()
+            } else {
+                "none done in this run".to_owned()
+            };
+        }
+        let rate = fmt_rate(done, self.duration);
+        if done == self.total_rows {
+            rate
+        } else {
+            format!("{done} done in this run, {rate}")
+        }
     }
 
     /// `--json` form, for stdout.
@@ -277,6 +323,52 @@ mod tests {
         assert!(text.contains("malformed rows: fix them"), "{text}");
         t.add_error("InternalError");
         assert!(summary(&t).contains("rerun with --resume"));
+    }
+
+    /// Regression: the summary divided the rows of this run by the duration but
+    /// printed it next to all the rows (`43 rows in 0.2 s (10.7 rows/s)` after a
+    /// resume), and a run of a few milliseconds showed `0.0 s (0.0 rows/s)`. The rate
+    /// is the rows done over the precise duration, and says which rows it counts.
+    #[test]
+    fn summary_rate_divides_the_rows_done_by_the_elapsed_time() {
+        let text = |total: u64, done: u64, skipped: u64, duration: Duration| {
+            let t = Tally {
+                done,
+                skipped,
+                ..Tally::default()
+            };
+            let s = Summary {
+                tally: &t,
+                total_rows: total,
+                duration,
+                not_processed: total - done - skipped,
+                stopped: None,
+                output: "out.csv",
+            }
+            .text();
+            s.lines().next().unwrap_or_default().to_owned()
+        };
+        assert_eq!(
+            text(43, 43, 0, Duration::from_millis(200)),
+            "summary: 43 rows in 200 ms (215 rows/s); output out.csv"
+        );
+        assert_eq!(
+            text(400, 400, 0, Duration::from_secs(20)),
+            "summary: 400 rows in 20.0 s (20.0 rows/s); output out.csv"
+        );
+        assert_eq!(
+            text(43, 2, 41, Duration::from_millis(187)),
+            "summary: 43 rows in 187 ms (2 done in this run, 10.7 rows/s); output out.csv"
+        );
+        // Too short to divide by: a lower bound, never 0.0.
+        assert_eq!(
+            text(100, 100, 0, Duration::from_micros(300)),
+            "summary: 100 rows in <1 ms (>100000 rows/s); output out.csv"
+        );
+        assert_eq!(
+            text(100, 0, 100, Duration::from_millis(3)),
+            "summary: 100 rows in 3 ms (all already answered); output out.csv"
+        );
     }
 
     #[test]

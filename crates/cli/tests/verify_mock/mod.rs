@@ -53,6 +53,9 @@ pub struct Behaviour {
     pub token: Option<String>,
     /// Server keys for `Encryption`.
     pub keys: Option<Arc<Decryptor>>,
+    /// Card → the `Response` object answered as is (the mock adds `RequestId`): a
+    /// server that puts odd text in `Description` or `Error.Message`.
+    pub canned: HashMap<String, Value>,
 }
 
 /// One request as the mock saw it.
@@ -275,6 +278,13 @@ async fn handle(
     };
     let record = |seen: &Seen| st.seen.lock().unwrap().push(seen.clone());
 
+    if let Some(Value::Object(canned)) = behaviour.canned.get(&card) {
+        let mut response = canned.clone();
+        response.insert("RequestId".into(), Value::String(rid.clone()));
+        seen.outcome = "canned".to_owned();
+        record(&seen);
+        return json_reply(serde_json::to_vec(&json!({ "Response": response })).unwrap());
+    }
     // verification.md §4: an identical signed request gets the first final answer.
     if let Some(cached) = st.replay.lock().unwrap().get(&seen.signature).cloned() {
         seen.outcome = "replay".to_owned();
