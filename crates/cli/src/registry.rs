@@ -9,7 +9,7 @@
 //! - [`stats`]: `registry stats` — rows by status and issuing bank, storage size.
 
 mod generate;
-mod import;
+pub(crate) mod import;
 mod progress;
 mod stats;
 
@@ -45,7 +45,8 @@ pub enum RegistryCommand {
         /// Number of rows (distinct cards).
         #[arg(long)]
         count: u64,
-        /// Output CSV file (replaced atomically).
+        /// Output CSV file (replaced atomically; through a symlink, the file it points
+        /// to; a FIFO or device such as /dev/stdout is written in place).
         #[arg(long, value_name = "FILE.csv")]
         output: PathBuf,
         /// Seed: the same seed and count give the same file (default: random, printed).

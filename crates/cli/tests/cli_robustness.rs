@@ -318,7 +318,7 @@ fn usage_with_from_after_to_is_an_error() {
     ]);
     cmd.arg(&data);
     let out = run(cmd);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a usage error (spec/cli.md)");
     assert!(text(&out.stderr).contains("--from is after --to"));
 }
 
@@ -429,4 +429,163 @@ fn an_unreachable_postgresql_is_named_once_with_its_cause() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert_eq!(stderr.matches("database error").count(), 1, "{stderr}");
     assert!(stderr.to_lowercase().contains("refused"), "{stderr}");
+}
+
+/// A FIFO at `path` (`mkfifo`: `unsafe` libc calls are forbidden here).
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success());
+}
+
+/// Reads `fifo` to its end in a thread; the result comes back over the channel, so a
+/// writer that never opens it fails the test (`recv_timeout`) instead of hanging it.
+fn read_fifo_in_thread(fifo: &Path) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let fifo = fifo.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::read(fifo).unwrap());
+    });
+    rx
+}
+
+fn is_symlink(path: &Path) -> bool {
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .file_type()
+        .is_symlink()
+}
+
+/// Broke: `registry generate --output` renamed its temporary file over the output, so
+/// a symlink became a regular file (its target untouched) and a FIFO or device node
+/// (`/dev/stdout`, as root) was replaced by a regular file.
+#[test]
+fn registry_generate_writes_through_a_symlink_and_into_a_fifo() {
+    use std::os::unix::fs::FileTypeExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("target.csv");
+    std::fs::write(&target, "old\n").unwrap();
+    let link = tmp.path().join("link.csv");
+    std::os::unix::fs::symlink("target.csv", &link).unwrap();
+    let mut cmd = ops_common::cardcheck(&["registry", "generate", "--count", "3", "--output"]);
+    cmd.arg(&link).args(["--seed", "1"]);
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(is_symlink(&link));
+    let written = std::fs::read_to_string(&target).unwrap();
+    assert_eq!(written.lines().count(), 4, "{written}");
+    assert!(written.starts_with("name,card,status\n"), "{written}");
+    // No temporary file left beside the link or the target.
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2);
+
+    let fifo = tmp.path().join("out.fifo");
+    mkfifo(&fifo);
+    let received = read_fifo_in_thread(&fifo);
+    let mut cmd = ops_common::cardcheck(&["registry", "generate", "--count", "3", "--output"]);
+    cmd.arg(&fifo).args(["--seed", "1"]);
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_exit(child, Duration::from_secs(30), "generate into a FIFO");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bytes = received
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the FIFO was never written");
+    assert_eq!(text(&bytes), written, "the same rows, through the FIFO");
+    // Written in place: the summary goes to stderr, in case the FIFO is stdout.
+    assert!(
+        text(&out.stderr).contains("wrote 3 rows"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+}
+
+/// `verify --input in.csv --output <output> --resume` against a closed port (every
+/// row of the fixtures below is already answered, so nothing is sent).
+fn verify_resume(input: &Path, output: &Path) -> Command {
+    let mut cmd = ops_common::cardcheck(&[
+        "verify",
+        "--secret-id",
+        "AKIDx",
+        "--secret-key",
+        "k",
+        "--endpoint",
+        "http://127.0.0.1:1",
+        "--max-attempts",
+        "1",
+        "--quiet",
+        "--resume",
+        "--input",
+    ]);
+    cmd.arg(input).arg("--output").arg(output);
+    cmd
+}
+
+/// Broke: `verify --resume` rewrote the output through a temporary file renamed over
+/// it, so an output that was a symlink became a regular file and the file it pointed to
+/// kept the old rows.
+#[test]
+fn verify_resume_writes_through_an_output_symlink() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.csv");
+    std::fs::write(&input, "name,card\nWei Xiaobao,6225768888888888\n").unwrap();
+    let target = tmp.path().join("results.csv");
+    let answered = "Line,name,card,Result,Description,RequestId,ErrorCode,ErrorMessage,\
+                    Attempts,ElapsedMs,Time\n\
+                    2,Wei Xiaobao,6225768888888888,0,ok,r-1,,,1,5,2026-01-01T00:00:00Z\n";
+    // A torn last line, which the resume drops by rewriting the file.
+    std::fs::write(&target, format!("{answered}3,Wei")).unwrap();
+    let link = tmp.path().join("link.csv");
+    std::os::unix::fs::symlink("results.csv", &link).unwrap();
+    let out = run(verify_resume(&input, &link));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(is_symlink(&link), "the output link was replaced by a file");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), answered);
+    let names: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+}
+
+/// Broke: `verify --resume` with a FIFO as the output replaced the FIFO with a regular
+/// file; resuming needs to read the output back, which a FIFO cannot give, so it is
+/// refused in one line and the FIFO is left alone.
+#[test]
+fn verify_resume_into_a_fifo_is_refused_in_one_line() {
+    use std::os::unix::fs::FileTypeExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.csv");
+    std::fs::write(&input, "name,card\nWei Xiaobao,6225768888888888\n").unwrap();
+    let fifo = tmp.path().join("out.fifo");
+    mkfifo(&fifo);
+    let mut cmd = verify_resume(&input, &fifo);
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_exit(
+        child,
+        Duration::from_secs(15),
+        "verify --resume into a FIFO",
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
 }

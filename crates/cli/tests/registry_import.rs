@@ -382,3 +382,184 @@ fn usage_errors_exit_2() {
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
     }
 }
+
+/// The staging directories (`registry-import-<pid>-<n>.tmp`) in `data`.
+fn staging_dirs(data: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(data) else {
+        return Vec::new();
+    };
+    entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("registry-import-")
+        })
+        .collect()
+}
+
+/// Files in `dir` (0 when it is gone).
+fn file_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, Iterator::count)
+}
+
+/// `registry import` in the background, staging on bucket files after `memory_rows`.
+fn spawn_import(file: &Path, data: &Path, memory_rows: u64) -> std::process::Child {
+    registry_common::cardcheck()
+        .args(["registry", "import", path(file), "--data-dir", path(data)])
+        .arg("--no-progress")
+        .env("CARDCHECK_IMPORT_MEMORY_ROWS", memory_rows.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Polls `ready` every 5 ms (60 s at most); fails if `child` ends first.
+fn wait_for(child: &mut std::process::Child, what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ready() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the import ended ({status}) before {what}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Sends `signal` (`TERM`, `INT`) to `child` with kill(1) (`unsafe` libc is forbidden).
+fn signal(child: &std::process::Child, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The `registry.import` entries of the audit log.
+fn import_audits(data: &Path) -> Vec<serde_json::Value> {
+    let r = run(&["audit", "list", "--data-dir", path(data), "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&r.stdout).unwrap();
+    entries
+        .into_iter()
+        .filter(|e| e["action"] == "registry.import")
+        .collect()
+}
+
+/// Broke: SIGTERM (or SIGINT) during the writing phase killed `registry import` with
+/// exit 143 and no message; its staging directory stayed in the data directory and the
+/// rows already committed were not in the audit log.
+#[test]
+fn an_import_interrupted_while_writing_removes_its_staging_and_audits_what_it_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("big.csv");
+    let data = dir.path().join("data");
+    generate(&csv, 300_000, 21);
+    let mut child = spawn_import(&csv, &data, 100_000);
+    // The writing phase consumes the 256 bucket files one by one: signal once it has
+    // begun (all 256 seen, then fewer).
+    let mut seen_all = false;
+    wait_for(&mut child, "the writing phase", || {
+        let n = staging_dirs(&data).first().map_or(0, |d| file_count(d));
+        seen_all |= n == 256;
+        seen_all && n < 256
+    });
+    signal(&child, "TERM");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("run the same import again"), "{stderr}");
+    // "interrupted: 31,506 of 300,000 rows of … were committed and stay; …"
+    let committed: u64 = stderr
+        .strip_prefix("interrupted: ")
+        .and_then(|s| s.split_once(" of "))
+        .map(|(n, _)| n.replace(',', ""))
+        .unwrap_or_else(|| panic!("{stderr}"))
+        .parse()
+        .unwrap();
+    assert!(stderr.contains("of 300,000 rows"), "{stderr}");
+    assert!(staging_dirs(&data).is_empty(), "{:?}", staging_dirs(&data));
+    assert_eq!(stats(&data)["total"], committed);
+    let audits = import_audits(&data);
+    assert_eq!(audits.len(), 1, "{audits:?}");
+    let detail = audits[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(&format!(
+            "interrupted: {committed} of 300000 accepted rows committed"
+        )),
+        "{detail}"
+    );
+    assert!(
+        detail.contains(&format!("inserted {committed},")),
+        "{detail}"
+    );
+
+    // Resuming is running the same import again.
+    let again = import_json(&csv, &data);
+    assert_eq!(again["unchanged"], committed);
+    assert_eq!(again["inserted"], 300_000 - committed);
+    assert_eq!(stats(&data)["total"], 300_000);
+}
+
+/// Broke: SIGINT while the file was still being read killed the import and left its
+/// staging directory behind.
+#[test]
+fn an_import_interrupted_while_reading_writes_nothing_and_leaves_no_staging() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("big.csv");
+    let data = dir.path().join("data");
+    generate(&csv, 300_000, 22);
+    // Bucket files after 1,000 rows: they exist long before the reading ends.
+    let mut child = spawn_import(&csv, &data, 1_000);
+    wait_for(&mut child, "the staging directory", || {
+        staging_dirs(&data)
+            .first()
+            .is_some_and(|d| file_count(d) == 256)
+    });
+    signal(&child, "INT");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("nothing was imported"), "{stderr}");
+    assert!(staging_dirs(&data).is_empty(), "{:?}", staging_dirs(&data));
+    assert_eq!(stats(&data)["total"], 0);
+    assert!(import_audits(&data).is_empty());
+}
+
+/// Broke: the staging directory of an import killed with SIGKILL stayed in the data
+/// directory for good: later imports did not remove it.
+#[test]
+fn a_later_import_removes_the_staging_left_by_a_killed_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("big.csv");
+    let data = dir.path().join("data");
+    generate(&csv, 300_000, 23);
+    let mut child = spawn_import(&csv, &data, 1_000);
+    wait_for(&mut child, "the staging directory", || {
+        staging_dirs(&data)
+            .first()
+            .is_some_and(|d| file_count(d) == 256)
+    });
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    let left = staging_dirs(&data);
+    assert_eq!(left.len(), 1, "{left:?}");
+    // A directory of a process that still runs (this test) is not touched.
+    let live = data.join(format!("registry-import-{}-0.tmp", std::process::id()));
+    std::fs::create_dir(&live).unwrap();
+
+    let small = dir.path().join("small.csv");
+    generate(&small, 100, 24);
+    let report = import_json(&small, &data);
+    assert_eq!(report["inserted"], 100);
+    assert!(!left[0].exists(), "{} was not removed", left[0].display());
+    assert!(live.exists());
+}

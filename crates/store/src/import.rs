@@ -9,6 +9,14 @@
 //!
 //! How `finish` writes is the backend's choice; it reports progress only for rows whose
 //! outcome is committed, and the last row pushed for a card wins.
+//!
+//! **Stopping.** A flag given to [`RegistryImport::stop_when`] (set on SIGINT/SIGTERM)
+//! makes `finish` commit what it has written, stop and return the counts of the
+//! committed rows; [`RegistryImport::stopped`] then says so. Running the same import
+//! again finishes it, as after a crash.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 
@@ -27,6 +35,17 @@ pub trait RegistryImport: Send {
     fn push(&mut self, record: RegistryRecord) -> Result<(), StoreError>;
     /// Writes everything staged and reports what happened. Call at most once.
     async fn finish(&mut self, progress: ProgressFn) -> Result<ImportCounts, StoreError>;
+    /// Once `stop` is set, [`RegistryImport::finish`] stops at its next clean point
+    /// (everything written so far committed) and returns the committed rows' counts.
+    /// The default ignores it: such an importer runs to the end.
+    fn stop_when(&mut self, stop: Arc<AtomicBool>) {
+        let _ = stop;
+    }
+    /// Whether `finish` stopped early (see [`RegistryImport::stop_when`]), so that its
+    /// counts cover only part of the staged rows.
+    fn stopped(&self) -> bool {
+        false
+    }
 }
 
 /// The default importer: keeps the records in memory, then upserts them in chunks of
@@ -35,6 +54,8 @@ pub trait RegistryImport: Send {
 pub struct BufferedImport<'a, S: ?Sized> {
     store: &'a S,
     records: Vec<RegistryRecord>,
+    stop: Arc<AtomicBool>,
+    stopped: bool,
 }
 
 impl<'a, S: RegistryStore + ?Sized> BufferedImport<'a, S> {
@@ -43,6 +64,8 @@ impl<'a, S: RegistryStore + ?Sized> BufferedImport<'a, S> {
         BufferedImport {
             store,
             records: Vec::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+            stopped: false,
         }
     }
 }
@@ -68,6 +91,11 @@ impl<S: RegistryStore + ?Sized> RegistryImport for BufferedImport<'_, S> {
         let mut counts = ImportCounts::default();
         let mut written = 0u64;
         for chunk in records.chunks(DEFAULT_CHUNK) {
+            // Between chunks every written row is committed: a clean point to stop.
+            if self.stop.load(Ordering::Relaxed) {
+                self.stopped = true;
+                break;
+            }
             let c = self.store.upsert(chunk).await?;
             counts.inserted += c.inserted;
             counts.updated += c.updated;
@@ -75,5 +103,13 @@ impl<S: RegistryStore + ?Sized> RegistryImport for BufferedImport<'_, S> {
             progress(ImportProgress { written, total });
         }
         Ok(counts)
+    }
+
+    fn stop_when(&mut self, stop: Arc<AtomicBool>) {
+        self.stop = stop;
+    }
+
+    fn stopped(&self) -> bool {
+        self.stopped
     }
 }

@@ -131,3 +131,70 @@ async fn an_abandoned_import_writes_nothing_and_leaves_no_files() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// Broke: an import could not be stopped cleanly (SIGINT/SIGTERM killed the process,
+/// leaving its staging directory and unaudited committed rows): a stop request now
+/// makes `finish` commit what it wrote, return those counts and say it stopped.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_request_ends_the_import_at_a_commit_and_a_rerun_finishes_it() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    // More rows than one SQLite commit (250,000), so the stop comes mid-import.
+    let rows = || -> Vec<RegistryRecord> {
+        (0..260_000)
+            .map(|i| record("张三", i, CardStatus::Active))
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut importer = store.begin_import().unwrap();
+    importer.stop_when(Arc::clone(&stop));
+    tokio::task::block_in_place(|| {
+        for r in rows() {
+            importer.push(r).unwrap();
+        }
+    });
+    // Stop at the first commit report, as a signal arriving then would.
+    let on_commit = Arc::clone(&stop);
+    let counts = importer
+        .finish(Box::new(move |_| on_commit.store(true, Ordering::Relaxed)))
+        .await
+        .unwrap();
+    assert!(importer.stopped());
+    drop(importer);
+    assert_eq!(counts.inserted, 250_000);
+    assert_eq!(counts.total(), 250_000);
+    assert_eq!(store.stats().await.unwrap().total, 250_000);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("registry-import"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    let counts = import(store.begin_import().unwrap().as_mut(), rows()).await;
+    assert_eq!((counts.inserted, counts.unchanged), (10_000, 250_000));
+
+    // The default importer stops between its chunks of 10,000.
+    let other = tempfile::tempdir().unwrap();
+    let default = SqliteStore::open(other.path()).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut buffered = BufferedImport::new(&default);
+    buffered.stop_when(Arc::clone(&stop));
+    for r in rows().into_iter().take(25_000) {
+        buffered.push(r).unwrap();
+    }
+    assert!(!buffered.stopped());
+    let counts = buffered
+        .finish(Box::new(move |_| stop.store(true, Ordering::Relaxed)))
+        .await
+        .unwrap();
+    assert!(buffered.stopped());
+    assert_eq!(
+        counts.inserted,
+        cardcheck_store::import::DEFAULT_CHUNK as u64
+    );
+    assert_eq!(default.stats().await.unwrap().total, 10_000);
+}

@@ -21,7 +21,6 @@
 //! `rand::rngs::StdRng`, and only integer arithmetic on its output).
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -38,6 +37,7 @@ use serde::Serialize;
 
 use super::progress::Progress;
 use super::{human_bytes, thousands};
+use crate::files::OutputWriter;
 
 const SURNAMES_CSV: &str = include_str!("../../../domain/data/cn_surnames_faker.csv");
 const GIVEN_NAMES_CSV: &str = include_str!("../../../domain/data/cn_given_names_faker.csv");
@@ -289,9 +289,12 @@ pub(super) async fn run(
 ) -> anyhow::Result<ExitCode> {
     let seed = seed.unwrap_or_else(|| rand::rng().next_u64());
     let started = Instant::now();
-    let by_status = tokio::task::block_in_place(|| write_file(count, output, seed))?;
+    let Written {
+        by_status,
+        bytes,
+        in_place,
+    } = tokio::task::block_in_place(|| write_file(count, output, seed))?;
     let seconds = started.elapsed().as_secs_f64();
-    let bytes = std::fs::metadata(output).map_or(0, |m| m.len());
     let display = output.display().to_string();
     if json {
         crate::admin::print_json(&Report {
@@ -303,44 +306,54 @@ pub(super) async fn run(
             by_status,
         })?;
     } else {
-        println!(
+        let line = format!(
             "wrote {} rows to {display} ({}) in {seconds:.1} s; seed {seed}",
             thousands(count),
             human_bytes(bytes)
         );
+        // `--output /dev/stdout`: the summary must not end up inside the CSV.
+        if in_place {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Generates into a temporary file beside `output`, then renames it into place.
-fn write_file(count: u64, output: &Path, seed: u64) -> anyhow::Result<BTreeMap<&'static str, u64>> {
-    let mut tmp_name = output
-        .file_name()
-        .context("--output must name a file")?
-        .to_owned();
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = output.with_file_name(tmp_name);
-    let result = (|| -> anyhow::Result<BTreeMap<&'static str, u64>> {
-        let file =
-            File::create(&tmp).with_context(|| format!("cannot create {}", output.display()))?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
-        let by_status = generate(count, seed, &mut out)?;
-        out.flush()
-            .and_then(|()| out.get_ref().sync_all())
-            .with_context(|| format!("cannot write {}", output.display()))?;
-        Ok(by_status)
-    })();
-    match result {
-        Ok(by_status) => {
-            std::fs::rename(&tmp, output)
-                .with_context(|| format!("cannot write {}", output.display()))?;
-            Ok(by_status)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
+/// What [`write_file`] wrote.
+struct Written {
+    by_status: BTreeMap<&'static str, u64>,
+    bytes: u64,
+    /// Written in place (a FIFO, a terminal, `/dev/stdout`), not renamed.
+    in_place: bool,
+}
+
+/// Generates into `output` as [`crate::files::output_target`] decides: a regular
+/// file (through its symlinks) via a temporary file beside it and a rename; a FIFO or
+/// device in place.
+fn write_file(count: u64, output: &Path, seed: u64) -> anyhow::Result<Written> {
+    if output.file_name().is_none() {
+        bail!("--output must name a file");
     }
+    let file = OutputWriter::create(output)
+        .with_context(|| format!("cannot create {}", output.display()))?;
+    let in_place = file.in_place();
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let by_status = generate(count, seed, &mut out)?;
+    let file = out
+        .into_inner()
+        .map_err(|e| anyhow::Error::new(e.into_error()))
+        .with_context(|| format!("cannot write {}", output.display()))?;
+    let bytes = file.written();
+    // Dropped on error above: the temporary file goes, the output stays as it was.
+    file.commit()
+        .with_context(|| format!("cannot write {}", output.display()))?;
+    Ok(Written {
+        by_status,
+        bytes,
+        in_place,
+    })
 }
 
 /// Writes `count` rows (and the header) to `out`; returns the rows per status word.

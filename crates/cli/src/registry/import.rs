@@ -12,6 +12,12 @@
 //!   and reason, never its content) and skipped; the rest is imported (`--strict`:
 //!   nothing is).
 //!
+//! SIGINT / SIGTERM stop the import at a clean point: while reading, before anything
+//! is written; while writing, after committing the rows written so far (which stay: the
+//! import is resumable). The staging files are removed, a partial write is audited as
+//! `interrupted`, one line says what was committed and how to resume, and the exit
+//! status is 130.
+//!
 //! Names and cards go through [`CardholderName::parse`] and [`CardNumber::parse`], the
 //! very normalisation requests get, so an imported row matches exactly the requests
 //! that carry the same name and card in any accepted spelling.
@@ -21,6 +27,8 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -44,6 +52,8 @@ const REJECTIONS_SHOWN: usize = 20;
 const WARNING_LINES_KEPT: usize = 10;
 /// Bytes inspected up front for binary data and the encoding.
 const SNIFF_BYTES: usize = 8192;
+/// Exit status after SIGINT / SIGTERM (128 + SIGINT, as `verify` uses).
+const EXIT_INTERRUPTED: u8 = 130;
 
 /// What `registry import` was asked to do.
 #[derive(Debug)]
@@ -100,6 +110,8 @@ struct ReadTally {
     rejected_by_reason: BTreeMap<String, u64>,
     rejections: Vec<Rejection>,
     warnings: Warnings,
+    /// Reading stopped at a signal: the tally covers only part of the file.
+    interrupted: bool,
 }
 
 /// The `--json` document.
@@ -154,16 +166,21 @@ pub(super) async fn run(opts: Options) -> anyhow::Result<ExitCode> {
         None => None,
     };
 
+    // From here on a signal stops the import at a clean point instead of killing it
+    // (which would leave the staging directory and an unaudited partial import).
+    let stop = Arc::new(AtomicBool::new(false));
+    let _signals = StopOnSignal::install(Arc::clone(&stop));
     let mut importer = backend.registry.begin_import()?;
+    importer.stop_when(Arc::clone(&stop));
     let read = tokio::task::block_in_place(|| {
         read_rows(
             &opts.file,
-            &display,
             size,
             &header,
             importer.as_mut(),
             rejects_out.as_mut(),
             opts.progress,
+            &stop,
         )
     });
     if let Some(w) = rejects_out.as_mut() {
@@ -177,6 +194,15 @@ pub(super) async fn run(opts: Options) -> anyhow::Result<ExitCode> {
             bail!("{e}; nothing was imported");
         }
     };
+    if tally.interrupted {
+        // Dropping the importer removes its staging files; nothing was written.
+        drop(importer);
+        backend.close();
+        eprintln!(
+            "interrupted while reading {display}: nothing was imported; run the same import again"
+        );
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
     if opts.strict && tally.rejected > 0 {
         drop(importer);
         backend.close();
@@ -208,8 +234,12 @@ pub(super) async fn run(opts: Options) -> anyhow::Result<ExitCode> {
                 progress.update(p.written, fraction);
             }))
             .await;
+        let stopped = importer.stopped();
         drop(importer);
         match counts {
+            Ok(c) if stopped => {
+                return interrupted(&backend, &opts, &display, &tally, &c, started).await;
+            }
             Ok(c) => c,
             Err(e) => {
                 backend.close();
@@ -220,22 +250,7 @@ pub(super) async fn run(opts: Options) -> anyhow::Result<ExitCode> {
         }
     };
     let seconds = started.elapsed().as_secs_f64();
-    let audited = crate::audit::Auditor::new(&backend, &opts.actor)
-        .record(
-            cardcheck_store::audit::action::REGISTRY_IMPORT,
-            &audit_file_name(&opts.file),
-            &format!(
-                "rows {}, inserted {}, updated {}, unchanged {}, duplicates {}, rejected {}, {seconds:.2} s",
-                tally.rows,
-                counts.inserted,
-                counts.updated,
-                counts.unchanged,
-                counts.duplicates,
-                tally.rejected
-            ),
-            &format!("{display} was imported"),
-        )
-        .await;
+    let audited = audit(&backend, &opts, &tally, &counts, seconds, None).await;
     backend.close();
 
     let rate = if seconds > 0.0 {
@@ -268,6 +283,111 @@ pub(super) async fn run(opts: Options) -> anyhow::Result<ExitCode> {
     }
     audited?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Records the import in the audit log. `interrupted` is the outcome of a stopped
+/// import: its counts are the committed rows only.
+async fn audit(
+    backend: &cardcheck_store::Backend,
+    opts: &Options,
+    tally: &ReadTally,
+    counts: &ImportCounts,
+    seconds: f64,
+    interrupted: Option<&str>,
+) -> anyhow::Result<()> {
+    let display = opts.file.display();
+    let (outcome, done) = match interrupted {
+        Some(what) => (
+            format!("{what}, "),
+            format!("{display} was partly imported"),
+        ),
+        None => (String::new(), format!("{display} was imported")),
+    };
+    crate::audit::Auditor::new(backend, &opts.actor)
+        .record(
+            cardcheck_store::audit::action::REGISTRY_IMPORT,
+            &audit_file_name(&opts.file),
+            &format!(
+                "{outcome}rows {}, inserted {}, updated {}, unchanged {}, duplicates {}, rejected {}, {seconds:.2} s",
+                tally.rows,
+                counts.inserted,
+                counts.updated,
+                counts.unchanged,
+                counts.duplicates,
+                tally.rejected
+            ),
+            &done,
+        )
+        .await
+}
+
+/// The end of an import stopped by a signal while writing: audit what was committed,
+/// say it in one line, exit 130.
+async fn interrupted(
+    backend: &cardcheck_store::Backend,
+    opts: &Options,
+    display: &str,
+    tally: &ReadTally,
+    counts: &ImportCounts,
+    started: Instant,
+) -> anyhow::Result<ExitCode> {
+    let seconds = started.elapsed().as_secs_f64();
+    let committed = counts.total();
+    let what = format!(
+        "interrupted: {committed} of {} accepted rows committed",
+        tally.accepted
+    );
+    let audited = audit(backend, opts, tally, counts, seconds, Some(&what)).await;
+    backend.close();
+    audited?;
+    eprintln!(
+        "interrupted: {} of {} rows of {display} were committed and stay; run the same import again to finish it",
+        thousands(committed),
+        thousands(tally.accepted)
+    );
+    Ok(ExitCode::from(EXIT_INTERRUPTED))
+}
+
+/// Sets a flag on the first SIGINT or SIGTERM while alive. Installed synchronously, so
+/// a signal that arrives right after [`StopOnSignal::install`] is not the default
+/// action (death) any more.
+struct StopOnSignal(tokio::task::JoinHandle<()>);
+
+impl StopOnSignal {
+    fn install(stop: Arc<AtomicBool>) -> StopOnSignal {
+        #[cfg(unix)]
+        let wait = {
+            use tokio::signal::unix::{SignalKind, signal};
+            let interrupt = signal(SignalKind::interrupt());
+            let terminate = signal(SignalKind::terminate());
+            async move {
+                match (interrupt, terminate) {
+                    (Ok(mut i), Ok(mut t)) => {
+                        tokio::select! {
+                            _ = i.recv() => {}
+                            _ = t.recv() => {}
+                        }
+                    }
+                    // Not installed: the default action applies, as before.
+                    _ => std::future::pending::<()>().await,
+                }
+            }
+        };
+        #[cfg(not(unix))]
+        let wait = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        StopOnSignal(tokio::spawn(async move {
+            wait.await;
+            stop.store(true, Ordering::Relaxed);
+        }))
+    }
+}
+
+impl Drop for StopOnSignal {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The file's name without its directories (the audit log's target).
@@ -409,7 +529,7 @@ fn sniff(path: &Path, display: &str) -> Result<u64, FileError> {
 
 /// Whether `bytes` look like GBK / GB18030 text (lead byte 0x81..=0xFE, trail byte
 /// 0x40..=0xFE except 0x7F, and a fair number of such pairs).
-fn looks_like_gbk(bytes: &[u8]) -> bool {
+pub(crate) fn looks_like_gbk(bytes: &[u8]) -> bool {
     let (mut pairs, mut bad) = (0usize, 0usize);
     let mut i = 0;
     while i < bytes.len() {
@@ -563,13 +683,14 @@ fn status_words() -> String {
 /// Phase 1: reads every row, validates it, stages the good ones.
 fn read_rows(
     path: &Path,
-    display: &str,
     size: u64,
     header: &Header,
     importer: &mut dyn RegistryImport,
     mut rejects_out: Option<&mut csv::Writer<File>>,
     show_progress: bool,
+    stop: &AtomicBool,
 ) -> Result<ReadTally, FileError> {
+    let display = &path.display().to_string();
     let file = File::open(path).map_err(|e| FileError(format!("cannot open {display}: {e}")))?;
     let mut reader = csv_reader(LineLimit::new(file));
     let mut record = csv::ByteRecord::new();
@@ -589,6 +710,10 @@ fn read_rows(
             // The header, checked by `read_header`.
             first = false;
             continue;
+        }
+        if stop.load(Ordering::Relaxed) {
+            tally.interrupted = true;
+            break;
         }
         let line = record.position().map_or(0, csv::Position::line);
         tally.rows += 1;

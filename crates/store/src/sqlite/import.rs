@@ -9,7 +9,8 @@
 //!    Up to [`IN_MEMORY_MAX`] rows stay in memory; beyond that every row goes to one of
 //!    256 bucket files by the first byte of its card hash (an external radix sort), in a
 //!    private temporary directory inside the data directory, removed when the import
-//!    ends (also on error or when abandoned).
+//!    ends (also on error, when abandoned or stopped by a signal). A directory left by a
+//!    killed process (`kill -9`) is removed by the next import.
 //! 2. **Write.** A loader thread reads one bucket at a time, sorts it by card hash
 //!    (stable, so the last row for a card wins) and drops superseded duplicates; the
 //!    writer inserts in key order. Key order makes the B-tree grow at its right edge
@@ -21,14 +22,16 @@
 //! **Resumable, not atomic.** The writer commits every [`COMMIT_EVERY`] rows and only
 //! then reports progress, so a crash loses nothing reported as written; running the
 //! same import again finishes the job (upserts are idempotent; rows already written
-//! count as `unchanged`). Chunked commits also let a running server's ledger writer
+//! count as `unchanged`). A stop request ([`RegistryImport::stop_when`]) commits the
+//! rows written so far and ends the import there, to be resumed the same way. Chunked commits also let a running server's ledger writer
 //! take the write lock between chunks, where one 10M-row transaction would hold it for
 //! the whole import.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
@@ -153,6 +156,9 @@ fn io_err(what: &str, e: std::io::Error) -> StoreError {
     StoreError::Io(format!("registry import: {what}: {e}"))
 }
 
+/// Prefix of the staging directories' names: `registry-import-<pid>-<n>.tmp`.
+const STAGING_PREFIX: &str = "registry-import-";
+
 /// A private directory removed (with its files) on drop.
 #[derive(Debug)]
 struct TempDir(PathBuf);
@@ -161,7 +167,7 @@ impl TempDir {
     fn create(parent: &Path) -> Result<TempDir, StoreError> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let name = format!(
-            "registry-import-{}-{}.tmp",
+            "{STAGING_PREFIX}{}-{}.tmp",
             std::process::id(),
             SEQ.fetch_add(1, Ordering::Relaxed)
         );
@@ -183,6 +189,61 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// The pid in a staging directory's name (`registry-import-<pid>-<n>.tmp`).
+fn staging_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(STAGING_PREFIX)?.strip_suffix(".tmp")?;
+    let (pid, seq) = rest.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(pid) || !digits(seq) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Removes the staging directories in `parent` whose import process is gone (killed
+/// with SIGKILL, or the machine lost power): Drop never ran for them. Whether a pid
+/// runs is read from `/proc`; without it (not Linux) nothing is removed, as it cannot
+/// be told without `unsafe`. A pid reused since only keeps a stale directory longer.
+/// Returns how many were removed.
+fn remove_stale_staging(parent: &Path) -> usize {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return 0;
+    }
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return 0;
+    };
+    let own = std::process::id();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(staging_pid) else {
+            continue;
+        };
+        // `file_type` does not follow symlinks: only real directories are removed.
+        if pid == own
+            || proc.join(pid.to_string()).exists()
+            || !entry.file_type().is_ok_and(|t| t.is_dir())
+        {
+            continue;
+        }
+        match std::fs::remove_dir_all(entry.path()) {
+            Ok(()) => {
+                removed += 1;
+                tracing::info!(
+                    dir = %entry.path().display(),
+                    "removed the staging directory of an interrupted registry import"
+                );
+            }
+            Err(e) => tracing::warn!(
+                dir = %entry.path().display(),
+                error = %e,
+                "cannot remove the staging directory of an interrupted registry import"
+            ),
+        }
+    }
+    removed
 }
 
 /// Phase 1's output store: memory first, bucket files beyond [`IN_MEMORY_MAX`].
@@ -314,6 +375,10 @@ pub(super) struct SqliteImport {
     batch: Vec<RegistryRecord>,
     tx: Option<SyncSender<Vec<RegistryRecord>>>,
     hasher: Option<JoinHandle<Result<Staging, StoreError>>>,
+    /// Set by the caller (a signal) to stop the writing phase at a commit.
+    stop: Arc<AtomicBool>,
+    /// Set by the writer when it stopped because of `stop`.
+    stopped: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for SqliteImport {
@@ -342,6 +407,7 @@ impl SqliteImport {
         let parent = db_path
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        remove_stale_staging(&parent);
         let (tx, rx) = sync_channel::<Vec<RegistryRecord>>(8);
         let hasher = std::thread::Builder::new()
             .name("cardcheck-import-hash".into())
@@ -356,6 +422,8 @@ impl SqliteImport {
             batch: Vec::with_capacity(BATCH),
             tx: Some(tx),
             hasher: Some(hasher),
+            stop: Arc::new(AtomicBool::new(false)),
+            stopped: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -421,6 +489,8 @@ impl RegistryImport for SqliteImport {
             .take()
             .ok_or_else(|| StoreError::Io("registry import: already finished or failed".into()))?;
         let db_path = self.db_path.clone();
+        let stop = Arc::clone(&self.stop);
+        let stopped = Arc::clone(&self.stopped);
         tokio::task::spawn_blocking(move || {
             let staging = hasher.join().unwrap_or_else(|_| {
                 Err(StoreError::Io(
@@ -428,11 +498,30 @@ impl RegistryImport for SqliteImport {
                 ))
             })?;
             let total = staging.count;
-            write_staged(&db_path, staging.seal()?, total, progress)
+            let halt = Halt {
+                stop: &stop,
+                stopped: &stopped,
+            };
+            write_staged(&db_path, staging.seal()?, total, progress, halt)
         })
         .await
         .map_err(|e| StoreError::Io(format!("registry import: the writer stopped: {e}")))?
     }
+
+    fn stop_when(&mut self, stop: Arc<AtomicBool>) {
+        self.stop = stop;
+    }
+
+    fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+}
+
+/// The writer's stop request (read) and its answer (set when it stopped early).
+#[derive(Debug, Clone, Copy)]
+struct Halt<'a> {
+    stop: &'a AtomicBool,
+    stopped: &'a AtomicBool,
 }
 
 /// Sorted, de-duplicated groups of staged rows, in card-hash order.
@@ -472,6 +561,7 @@ fn write_staged(
     sealed: Sealed,
     total: u64,
     mut progress: ProgressFn,
+    halt: Halt<'_>,
 ) -> Result<ImportCounts, StoreError> {
     let conn = import_connection(db_path)?;
     let (tx, rx) = sync_channel::<Result<Group, StoreError>>(2);
@@ -479,7 +569,8 @@ fn write_staged(
         .name("cardcheck-import-load".into())
         .spawn(move || load_groups(sealed, &tx))
         .map_err(|e| io_err("cannot start the loader thread", e))?;
-    let outcome = write_groups(&conn, &rx, total, &mut progress);
+    let outcome = write_groups(&conn, &rx, total, &mut progress, halt);
+    // Also ends a loader that is still reading buckets (a stop): its directory goes.
     drop(rx);
     let _ = loader.join();
     if outcome.is_ok() {
@@ -494,6 +585,7 @@ fn write_groups(
     rx: &Receiver<Result<Group, StoreError>>,
     total: u64,
     progress: &mut ProgressFn,
+    halt: Halt<'_>,
 ) -> Result<ImportCounts, StoreError> {
     let now = now_unix();
     let mut insert = conn
@@ -516,11 +608,14 @@ fn write_groups(
     let mut masked = String::with_capacity(19);
     let result = (|| -> Result<(), StoreError> {
         conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
-        for group in rx {
+        'groups: for group in rx {
             let (rows, dups) = group?;
-            counts.duplicates += dups;
-            written += dups;
             for row in &rows {
+                // Any row boundary is a clean point: the COMMIT below makes it one.
+                if halt.stop.load(Ordering::Relaxed) {
+                    halt.stopped.store(true, Ordering::Relaxed);
+                    break 'groups;
+                }
                 row.masked_into(&mut masked);
                 let args = params![
                     row.card_hash.as_slice(),
@@ -546,6 +641,10 @@ fn write_groups(
                     progress(ImportProgress { written, total });
                 }
             }
+            // Counted once the group's surviving rows are written, so that a stop
+            // inside a group does not count its duplicates as done.
+            counts.duplicates += dups;
+            written += dups;
         }
         conn.execute_batch("COMMIT").map_err(db_err)?;
         committed = (counts, written);
@@ -613,6 +712,21 @@ mod tests {
         s.masked_into(&mut m);
         assert_eq!(m, card.masked());
         assert_eq!(s.status_word(), "lost");
+    }
+
+    #[test]
+    fn staging_directory_names_give_their_pid() {
+        assert_eq!(staging_pid("registry-import-123-0.tmp"), Some(123));
+        assert_eq!(staging_pid("registry-import-123-17.tmp"), Some(123));
+        for name in [
+            "registry-import-123.tmp",
+            "registry-import--0.tmp",
+            "registry-import-+1-0.tmp",
+            "registry-import-1-0.tmpx",
+            "registry.db",
+        ] {
+            assert_eq!(staging_pid(name), None, "{name}");
+        }
     }
 
     #[test]
