@@ -121,7 +121,7 @@ async fn api(State(state): State<Arc<AppState>>, request: Request<Body>) -> Resp
 }
 
 async fn api_within_deadline(
-    state: &AppState,
+    state: &Arc<AppState>,
     request: Request<Body>,
     request_id: &str,
     started: Instant,
@@ -150,30 +150,55 @@ async fn api_within_deadline(
     {
         headers.insert(header::HOST, v);
     }
-    let raw = RawRequest {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
-        headers: &headers,
-        body: &body,
-    };
-    let answer = state.answer(&raw, &request_id, started).await;
-    let request_id = answer.replayed_request_id.clone().unwrap_or(request_id);
-    let micros = started.elapsed().as_micros().try_into().unwrap_or(u64::MAX);
-    // One line per request (issue 9): identities and outcome, never a card or a name.
-    let who = answer.who.as_ref();
-    let action = who.map(|w| w.action.as_str());
-    state
-        .metrics
-        .record(action, answer.outcome.0, &answer.outcome.1, micros);
-    log_request(
-        &request_id,
-        who,
-        answer.outcome.0,
-        &answer.outcome.1,
-        micros,
-    );
-    envelope_response(answer.body, &request_id, trace_id)
+    // The answer runs as a task of its own, so that a client that disconnects (or the
+    // deadline above) cannot cancel it between its ledger row and its replay entry: a
+    // cancelled answer was billed, left its replay entry "in flight" for 30 s (the
+    // client's identical retry waited, then timed out) and was billed again when the
+    // retry ran anew. Run to the end, it leaves the answer for the retry to replay.
+    let task_state = Arc::clone(state);
+    let method = parts.method;
+    let uri = parts.uri;
+    let answered = tokio::spawn(async move {
+        let raw = RawRequest {
+            method: method.as_str(),
+            path: uri.path(),
+            query: uri.query().unwrap_or(""),
+            headers: &headers,
+            body: &body,
+        };
+        let answer = task_state.answer(&raw, &request_id, started).await;
+        let request_id = answer.replayed_request_id.clone().unwrap_or(request_id);
+        let micros = started.elapsed().as_micros().try_into().unwrap_or(u64::MAX);
+        // One line per request (issue 9): identities and outcome, never a card or a name.
+        let who = answer.who.as_ref();
+        let action = who.map(|w| w.action.as_str());
+        task_state
+            .metrics
+            .record(action, answer.outcome.0, &answer.outcome.1, micros);
+        log_request(
+            &request_id,
+            who,
+            answer.outcome.0,
+            &answer.outcome.1,
+            micros,
+        );
+        (answer.body, request_id)
+    })
+    .await;
+    match answered {
+        Ok((body, request_id)) => envelope_response(body, &request_id, trace_id),
+        Err(e) => {
+            // A panic inside the answer: the task is gone, the client gets an error.
+            tracing::error!(error = %e, "the request's task failed");
+            let error = ApiError::new(ErrorCode::InternalError);
+            let request_id = new_request_id();
+            envelope_response(
+                error_body(&error, Language::EnUs, &request_id),
+                &request_id,
+                trace_id,
+            )
+        }
+    }
 }
 
 /// The one request log line (issue 9, docs/operations.md): the same fields for every

@@ -335,6 +335,53 @@ async fn an_identical_retry_gets_the_identical_body_and_one_ledger_row() {
     assert_eq!(third["Response"]["Description"], "认证通过");
 }
 
+/// A client that disconnected while its answer was being made: the answer was cut off
+/// after its ledger row was queued, its replay entry stayed "in flight" for 30 s, and
+/// the client's identical retry waited, timed out, and (later) was billed a second
+/// time. The answer now runs to the end and the retry gets it from the replay cache.
+#[tokio::test]
+async fn a_request_whose_client_disconnects_is_answered_once_and_replayed_to_its_retry() {
+    use std::future::Future;
+    use tower::ServiceExt;
+    let s = server().await;
+    let issued = s.account("acme").await;
+    let call = Call::new(&issued, "Wei Xiaobao", DOC_CARD_PASS);
+    // The client goes away: its request is polled once, then dropped.
+    let mut gone = Box::pin(cardcheck_server::app(s.state.clone()).oneshot(s.sign(&call)));
+    std::future::poll_fn(|cx| {
+        let _ = gone.as_mut().poll(cx);
+        std::task::Poll::Ready(())
+    })
+    .await;
+    drop(gone);
+
+    let started = std::time::Instant::now();
+    let (headers, body) = s.send(&call).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the retry waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(result_of(&body), "0", "{body}");
+    assert_eq!(headers["x-tc-requestid"], request_id_of(&body));
+    let rows = s
+        .backend
+        .ledger
+        .usage(&UsageFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(rows.iter().map(|r| r.count).sum::<u64>(), 1, "{rows:?}");
+    assert_eq!(
+        s.backend
+            .ledger
+            .count_request(request_id_of(&body))
+            .await
+            .unwrap(),
+        1,
+        "the retry's answer is the first one, with its ledger row"
+    );
+}
+
 #[tokio::test]
 async fn over_the_rate_requests_get_request_limit_exceeded_and_are_not_billed() {
     let s = server().await;
