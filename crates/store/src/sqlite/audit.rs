@@ -133,7 +133,8 @@ pub struct ReadOnlyAudit {
 impl ReadOnlyAudit {
     /// Opens `cardcheck.db` in `data_dir` read-only. A WAL database needs its `-shm`
     /// file; in a directory that cannot hold one, the file is read as it is on disk
-    /// (`immutable=1`: entries still only in a `-wal` file beside it are not seen).
+    /// (`immutable=1`), which is refused when a non-empty `-wal` file beside it holds
+    /// entries that reading would leave out.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let path = data_dir.join(super::DATABASE_FILE);
         let uri = |extra: &str| format!("file:{}?mode=ro{extra}", uri_path(&path));
@@ -145,17 +146,33 @@ impl ReadOnlyAudit {
         };
         let conn = match Connection::open_with_flags(uri(""), flags) {
             Ok(conn) if readable(&conn).is_ok() => conn,
-            _ => {
-                let conn = Connection::open_with_flags(uri("&immutable=1"), flags)
-                    .map_err(super::file_err(&path))?;
-                readable(&conn).map_err(super::file_err(&path))?;
-                conn
-            }
+            _ => open_immutable(&path, &uri("&immutable=1"), flags)?,
         };
         Ok(ReadOnlyAudit {
             conn: Mutex::new(conn),
         })
     }
+}
+
+/// `path` read as it is on disk (`uri` with `immutable=1`), for a directory that cannot
+/// hold the `-shm` file. Refused when a non-empty `-wal` file lies beside it: the
+/// entries in it would be left out, and the verdict would say "intact" about a
+/// shorter chain.
+fn open_immutable(path: &Path, uri: &str, flags: OpenFlags) -> Result<Connection, StoreError> {
+    let wal = path.with_file_name(format!("{}-wal", super::DATABASE_FILE));
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+        return Err(StoreError::Io(format!(
+            "cannot read {} read-only: its {} holds recent writes, and the directory \
+             cannot hold the -shm file SQLite needs to read them; verify a writable copy \
+             of both files, or the data directory itself",
+            path.display(),
+            wal.display()
+        )));
+    }
+    let conn = Connection::open_with_flags(uri, flags).map_err(super::file_err(path))?;
+    conn.query_row("SELECT count(*) FROM audit", [], |r| r.get::<_, i64>(0))
+        .map_err(super::file_err(path))?;
+    Ok(conn)
 }
 
 /// A file path as the path of a `file:` URI: `%`, `?` and `#` percent-encoded.
@@ -182,5 +199,35 @@ impl AuditLog for ReadOnlyAudit {
 
     async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
         list_entries(&lock(&self.conn), filter).map_err(db_err)?
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap (project standard)
+mod tests {
+    use super::*;
+
+    /// `audit verify` on a read-only copy with a `-wal` file read the database file
+    /// alone (`immutable=1`) and called a shorter chain intact.
+    #[test]
+    fn reading_as_on_disk_is_refused_while_a_wal_holds_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(super::super::DATABASE_FILE);
+        let writer = Connection::open(&path).unwrap();
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
+                 CREATE TABLE audit (id INTEGER PRIMARY KEY); INSERT INTO audit VALUES (1);",
+            )
+            .unwrap();
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+        let uri = format!("file:{}?mode=ro&immutable=1", uri_path(&path));
+        let err = open_immutable(&path, &uri, flags).map(|_| ()).unwrap_err();
+        assert!(err.to_string().contains("holds recent writes"), "{err}");
+        // Checkpointed into the file: nothing is left out, so it is read.
+        writer
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+        open_immutable(&path, &uri, flags).unwrap();
     }
 }
