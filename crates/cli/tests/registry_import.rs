@@ -552,14 +552,35 @@ fn a_later_import_removes_the_staging_left_by_a_killed_import() {
     child.wait().unwrap();
     let left = staging_dirs(&data);
     assert_eq!(left.len(), 1, "{left:?}");
-    // A directory of a process that still runs (this test) is not touched.
-    let live = data.join(format!("registry-import-{}-0.tmp", std::process::id()));
-    std::fs::create_dir(&live).unwrap();
-
+    // Written to within the last ten minutes: kept (it may belong to an import running
+    // in another PID namespace, whose pid this process cannot see).
     let small = dir.path().join("small.csv");
     generate(&small, 100, 24);
     let report = import_json(&small, &data);
     assert_eq!(report["inserted"], 100);
+    assert!(
+        left[0].exists(),
+        "a recently written staging directory was removed"
+    );
+    // Untouched for an hour: removed by the next import.
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for entry in std::fs::read_dir(&left[0]).unwrap() {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(entry.unwrap().path())
+            .unwrap();
+        file.set_modified(an_hour_ago).unwrap();
+    }
+    std::fs::File::open(&left[0])
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
+    // A directory of a process that still runs (this test) is not touched.
+    let live = data.join(format!("registry-import-{}-0.tmp", std::process::id()));
+    std::fs::create_dir(&live).unwrap();
+
+    let report = import_json(&small, &data);
+    assert_eq!(report["unchanged"], 100);
     assert!(!left[0].exists(), "{} was not removed", left[0].display());
     assert!(live.exists());
 }

@@ -225,6 +225,7 @@ fn remove_stale_staging(parent: &Path) -> usize {
         if pid == own
             || proc.join(pid.to_string()).exists()
             || !entry.file_type().is_ok_and(|t| t.is_dir())
+            || recently_written(&entry.path())
         {
             continue;
         }
@@ -244,6 +245,29 @@ fn remove_stale_staging(parent: &Path) -> usize {
         }
     }
     removed
+}
+
+/// How long a staging directory must have been left untouched before another import
+/// removes it: an import running on the same data directory from another PID namespace
+/// (another container sharing the volume) has a pid this process cannot see, but it
+/// writes its bucket files all the time.
+const STALE_STAGING_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Whether `dir` or a file in it was modified within [`STALE_STAGING_AGE`] (or when
+/// that cannot be told: then the directory is kept).
+fn recently_written(dir: &Path) -> bool {
+    let recent = |m: std::io::Result<std::fs::Metadata>| {
+        m.and_then(|m| m.modified()).map_or(true, |t| {
+            t.elapsed().map_or(true, |age| age < STALE_STAGING_AGE)
+        })
+    };
+    if recent(std::fs::metadata(dir)) {
+        return true;
+    }
+    match std::fs::read_dir(dir) {
+        Ok(files) => files.flatten().any(|f| recent(f.metadata())),
+        Err(_) => true,
+    }
 }
 
 /// Phase 1's output store: memory first, bucket files beyond [`IN_MEMORY_MAX`].
