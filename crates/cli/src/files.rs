@@ -166,6 +166,18 @@ fn is_a_directory() -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory")
 }
 
+/// The temporary file [`OutputWriter::create`] writes beside `real` (a path from
+/// [`OutputTarget::Replace`]) before renaming it over `real`: named in error messages,
+/// since it is what fails to be created in a read-only directory.
+pub fn temp_path(real: &Path) -> std::io::Result<PathBuf> {
+    let mut name = real
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?
+        .to_owned();
+    name.push(format!(".tmp-{}", std::process::id()));
+    Ok(real.with_file_name(name))
+}
+
 /// A whole output file being written as [`output_target`] decides: call
 /// [`OutputWriter::commit`] at the end; dropped uncommitted, its temporary file is
 /// removed and the output is left as it was (unless written in place).
@@ -192,14 +204,7 @@ impl OutputWriter {
                 })
             }
             OutputTarget::Replace(real) => {
-                let mut name = real
-                    .file_name()
-                    .ok_or_else(|| {
-                        std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name")
-                    })?
-                    .to_owned();
-                name.push(format!(".tmp-{}", std::process::id()));
-                let tmp = real.with_file_name(name);
+                let tmp = temp_path(&real)?;
                 // A leftover of a crashed run with the same pid; `create_new` then
                 // refuses to follow anything planted under that name.
                 let _ = std::fs::remove_file(&tmp);

@@ -312,13 +312,18 @@ fn uuid_at(chars: &[char], i: usize) -> bool {
         } else {
             c.is_ascii_hexdigit()
         }
-    }) && bounded(i.checked_sub(1).and_then(|p| chars.get(p)))
+    })
+        // All digits: a card number grouped like a UUID, not a RequestId.
+        && s.iter().any(|c| matches!(c, 'a'..='f' | 'A'..='F'))
+        && bounded(i.checked_sub(1).and_then(|p| chars.get(p)))
         && bounded(chars.get(i + LEN))
 }
 
 /// `text` with every card-like digit run masked to its first 6 and last 4 digits
 /// ([`cardcheck_redact::mask_digit_runs`], the one definition of a run). UUIDs
 /// (RequestIds) are kept whole: their digit groups joined by `-` often add up to 12.
+/// Only a UUID with at least one hex letter is kept: an all-digit one
+/// (`62257688-8888-…`) may hold a card number and is masked like any run.
 pub(crate) fn mask_digit_runs(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
@@ -339,15 +344,33 @@ pub(crate) fn mask_digit_runs(text: &str) -> String {
     out
 }
 
-/// Whether `c` would break the line or rewrite the terminal when printed: control
-/// characters (ANSI escapes), line/paragraph separators and bidi overrides.
+/// Whether `c` would break the line, rewrite the terminal or hide text when printed:
+/// control characters (C0, DEL and C1 such as U+009B CSI: ANSI escapes),
+/// line/paragraph separators, bidi marks, embeddings, overrides and isolates, and
+/// zero-width characters (U+200B–U+200D, U+2060, U+FEFF). The one predicate of text
+/// and `--json` output.
 fn is_unsafe_char(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
             '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
                 | '\u{2066}'..='\u{2069}'
+                | '\u{200b}'..='\u{200d}'
+                | '\u{2060}'
+                | '\u{feff}'
         )
+}
+
+/// Appends `c` to `out`, written visibly when [`is_unsafe_char`]: `\n`, `\t`, or
+/// `\u{202e}` (as text).
+fn push_visible(out: &mut String, c: char) {
+    if !is_unsafe_char(c) {
+        out.push(c);
+    } else if matches!(c, '\n' | '\r' | '\t' | '\0') {
+        out.extend(c.escape_debug());
+    } else {
+        out.extend(c.escape_unicode());
+    }
 }
 
 /// The one way text that came from the server (Result, Description, RequestId, error
@@ -359,25 +382,37 @@ pub(crate) fn server_text(text: &str, secrets: &[&str]) -> String {
     let masked = mask_digit_runs(&redact(text, secrets));
     let mut out = String::with_capacity(masked.len());
     for c in masked.chars() {
-        if is_unsafe_char(c) {
-            out.extend(c.escape_debug());
-        } else {
+        push_visible(&mut out, c);
+    }
+    out
+}
+
+/// A string of a `--json` `Response`: masked like [`server_text`]; C0 controls are
+/// left to JSON's own escaping (`\u001b`), every other [`is_unsafe_char`] (DEL, C1,
+/// bidi, zero-width — which serde_json writes raw) is written visibly (`\u{202e}` as
+/// text).
+fn json_text(text: &str, secrets: &[&str]) -> String {
+    let masked = mask_digit_runs(&redact(text, secrets));
+    let mut out = String::with_capacity(masked.len());
+    for c in masked.chars() {
+        if c < ' ' {
             out.push(c);
+        } else {
+            push_visible(&mut out, c);
         }
     }
     out
 }
 
-/// `--json` output of a server's `Response`: every string masked like [`server_text`];
-/// control characters are left to JSON's own escaping (`\u001b`).
+/// `--json` output of a server's `Response`: every string and key as [`json_text`].
 fn masked_json(v: &serde_json::Value, secrets: &[&str]) -> serde_json::Value {
     use serde_json::Value;
     match v {
-        Value::String(s) => Value::String(mask_digit_runs(&redact(s, secrets))),
+        Value::String(s) => Value::String(json_text(s, secrets)),
         Value::Array(a) => Value::Array(a.iter().map(|x| masked_json(x, secrets)).collect()),
         Value::Object(m) => Value::Object(
             m.iter()
-                .map(|(k, x)| (mask_digit_runs(k), masked_json(x, secrets)))
+                .map(|(k, x)| (json_text(k, &[]), masked_json(x, secrets)))
                 .collect(),
         ),
         other => other.clone(),
@@ -546,6 +581,7 @@ fn print_json(v: &serde_json::Value) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -592,6 +628,55 @@ mod tests {
             server_text("01a24251-1234-7684-8123-4567890123456", &[]),
             "01a242511********************3456"
         );
+    }
+
+    /// Broke: a UUID-shaped run was kept whole even when all digits, so a card number
+    /// grouped like a UUID (`62257688-8888-…`) reached the output unmasked.
+    #[test]
+    fn an_all_digit_uuid_shaped_run_is_masked() {
+        let text = "62257688-8888-8888-8888-888888888888";
+        let shown = server_text(text, &[]);
+        assert_ne!(shown, text);
+        assert!(!shown.contains("62257688-8888"), "{shown}");
+        assert!(!shown.contains("888888888888"), "{shown}");
+        // One hex letter (upper case too) and it is a RequestId again.
+        for keep in [
+            "62257688-8888-8888-8888-88888888888a",
+            "62257688-8888-8888-8888-88888888888A",
+        ] {
+            assert_eq!(server_text(keep, &[]), keep);
+        }
+    }
+
+    /// Broke: `--json` wrote C1 controls (U+009B CSI), bidi overrides and zero-width
+    /// characters raw (serde_json escapes C0 only), and text mode wrote zero-width
+    /// characters raw. Both must write all of them visibly.
+    #[test]
+    fn json_and_text_output_escape_c1_bidi_and_zero_width_characters() {
+        let raw =
+            "a\u{9b}31m\u{202e}b\u{2066}c\u{200b}d\u{200c}\u{200d}\u{2060}\u{feff}\u{7f}e\u{1b}";
+        let text = server_text(raw, &[]);
+        assert_eq!(
+            text,
+            r"a\u{9b}31m\u{202e}b\u{2066}c\u{200b}d\u{200c}\u{200d}\u{2060}\u{feff}\u{7f}e\u{1b}"
+        );
+        let v = masked_json(
+            &serde_json::json!({"Description": raw, "List": [raw], "k\u{202e}": 1}),
+            &[],
+        );
+        let printed = serde_json::to_string(&v).unwrap();
+        assert!(
+            printed.chars().all(|c| !is_unsafe_char(c) || c == '\u{1b}'),
+            "{printed:?}"
+        );
+        // C0 is left to JSON (`\u001b`); the rest is visible text.
+        assert_eq!(
+            v["Description"],
+            "a\\u{9b}31m\\u{202e}b\\u{2066}c\\u{200b}d\\u{200c}\\u{200d}\\u{2060}\\u{feff}\\u{7f}e\u{1b}"
+        );
+        assert_eq!(v["List"][0], v["Description"]);
+        assert_eq!(v["k\\u{202e}"], 1);
+        assert!(printed.contains(r"e\u001b"), "{printed}");
     }
 
     #[test]

@@ -741,3 +741,128 @@ fn a_gbk_input_is_refused_up_front_with_an_iconv_hint() {
     }
     assert!(mock.state.seen().is_empty());
 }
+
+/// A FIFO at `path` (`mkfifo`: `unsafe` libc calls are forbidden here).
+#[cfg(unix)]
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Broke: an output written in place (`/dev/stdout`, `/dev/null`, a FIFO) got its
+/// request journal as `<output>.journal` (a stray `/dev/stdout.journal`, or
+/// "permission denied" and nothing sent), and every such run ended with `error:
+/// cannot write the output: Invalid argument` (fsync of a FIFO or device). Such an
+/// output cannot be resumed: no journal file, no sync, a clean exit 0.
+#[cfg(unix)]
+#[test]
+fn an_output_written_in_place_keeps_no_journal_and_is_not_synced() {
+    let mock = Mock::start(Behaviour::default());
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(dir.path(), 5);
+    let fifo = dir.path().join("out.fifo");
+    mkfifo(&fifo);
+    // The reader first: opening a FIFO for writing waits for one.
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let r = run(verify_cmd(
+        &mock.url,
+        &batch_args(&input, &fifo, &["--qps", "200"]),
+    ));
+    let text = reader.join().unwrap();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("error:"), "{}", r.stderr);
+    assert_eq!(text.lines().count(), 6, "{text}");
+    assert!(text.starts_with("Line,id,name,card,note,Result"), "{text}");
+    assert!(!dir.path().join("out.fifo.journal").exists());
+    assert!(!dir.path().join("out.fifo.journal.tmp").exists());
+    assert_no_secrets(&r.stderr, 5);
+
+    let null_journal_before = Path::new("/dev/null.journal").exists();
+    let r = run(verify_cmd(
+        &mock.url,
+        &batch_args(&input, Path::new("/dev/null"), &["--qps", "200"]),
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("error:"), "{}", r.stderr);
+    if !null_journal_before {
+        assert!(!Path::new("/dev/null.journal").exists());
+        assert!(!Path::new("/dev/null.journal.tmp").exists());
+    }
+}
+
+/// Broke: `--overwrite` truncated the existing output to its header and only then
+/// failed to create the request journal, losing the earlier results. What can fail
+/// (the journal) is now created before the output is touched.
+#[test]
+fn overwrite_leaves_the_output_as_it_was_when_the_journal_cannot_be_created() {
+    let mock = Mock::start(Behaviour::default());
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(dir.path(), 3);
+    let output = dir.path().join("out.csv");
+    let earlier = "earlier results\n1,2,3\n";
+    std::fs::write(&output, earlier).unwrap();
+    // The journal cannot be created: a directory is in its place (works as root too,
+    // where a read-only directory would not).
+    std::fs::create_dir(dir.path().join("out.csv.journal")).unwrap();
+    let r = run(verify_cmd(
+        &mock.url,
+        &batch_args(&input, &output, &["--overwrite", "--qps", "200"]),
+    ));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .starts_with("error: cannot create the request journal"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&output).unwrap(), earlier);
+    assert!(mock.state.seen().is_empty());
+    assert!(!dir.path().join("out.csv.journal.tmp").exists());
+}
+
+/// Broke: a CR-only input (lines ended by a lone `\r`) gave every row `Line` 1, so
+/// `--resume` refused its own output as "written for another input".
+#[test]
+fn a_cr_only_input_gets_its_line_numbers_and_can_be_resumed() {
+    let mock = Mock::start(Behaviour::default());
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("cr.csv");
+    std::fs::write(
+        &input,
+        "name,card\ra,6217000000000000012\r\rb,6217000000000000053\rc,6217000000000000061\r",
+    )
+    .unwrap();
+    let output = dir.path().join("out.csv");
+    let r = run(verify_cmd(
+        &mock.url,
+        &batch_args(&input, &output, &["--qps", "200"]),
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (_, rows) = read_output(&output);
+    let got: HashMap<String, String> = rows
+        .iter()
+        .map(|r| (r["name"].clone(), r["Line"].clone()))
+        .collect();
+    assert_eq!(got["a"], "2");
+    assert_eq!(got["b"], "4");
+    assert_eq!(got["c"], "5");
+    let sent = mock.state.seen().len();
+    let r = run(verify_cmd(
+        &mock.url,
+        &batch_args(&input, &output, &["--resume"]),
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("skipped (already answered): 3"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(mock.state.seen().len(), sent);
+}

@@ -336,9 +336,54 @@ fn server_text_is_printed_on_one_line_with_controls_escaped_and_cards_masked() {
     ));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    // C0 controls are JSON's to escape; a bidi override is written visibly.
     assert_eq!(
         v["Description"],
-        "card 621700*********0012 mismatch\u{1b}[2J\r\nend\u{202e}"
+        "card 621700*********0012 mismatch\u{1b}[2J\r\nend\\u{202e}"
     );
     assert!(!r.stdout.contains('\u{1b}') && !r.stdout.contains(other_card));
+    assert!(!r.stdout.contains('\u{202e}'), "{}", r.stdout);
+}
+
+/// Broke: `--json` printed C1 controls (U+009B CSI), bidi overrides and zero-width
+/// characters of server text raw (serde_json escapes C0 only), and text mode printed
+/// zero-width characters raw. Both must write them visibly (`\u{202e}` as text).
+#[test]
+fn json_and_text_output_escape_c1_bidi_and_zero_width_characters() {
+    let mut behaviour = Behaviour::default();
+    behaviour.canned.insert(
+        CARD_MISMATCH.to_owned(),
+        serde_json::json!({
+            "Result": "-4",
+            "Description": "a\u{9b}2Jb\u{202e}c\u{2067}d\u{200b}e\u{2060}f\u{feff}g",
+        }),
+    );
+    let mock = Mock::start(behaviour);
+    let visible = r"a\u{9b}2Jb\u{202e}c\u{2067}d\u{200b}e\u{2060}f\u{feff}g";
+    let unsafe_chars = [
+        '\u{9b}', '\u{202e}', '\u{2067}', '\u{200b}', '\u{2060}', '\u{feff}',
+    ];
+    for json in [false, true] {
+        let mut args = vec!["--name", NAME, "--card", CARD_MISMATCH];
+        if json {
+            args.push("--json");
+        }
+        let r = run(verify_cmd(&mock.url, &args));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(
+            !r.stdout.contains(unsafe_chars.as_slice()),
+            "json {json}: {:?}",
+            r.stdout
+        );
+        if json {
+            let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+            assert_eq!(v["Description"], visible);
+        } else {
+            assert!(
+                r.stdout.contains(&format!("Description: {visible}\n")),
+                "{}",
+                r.stdout
+            );
+        }
+    }
 }

@@ -288,6 +288,23 @@ pub(crate) async fn run(client: Client, opts: BatchOptions) -> ExitCode {
         Err(e) => return fail(&e),
     };
     drop(answered);
+    // An output written in place (a FIFO or device) cannot be resumed: no journal
+    // (`/dev/stdout.journal` would land in /dev). Otherwise the journal is created
+    // before the output is touched, so that failing to create it (a read-only
+    // directory) leaves an existing output as it was, even with --overwrite.
+    let in_place = matches!(
+        crate::files::output_target(&opts.output),
+        Ok(crate::files::OutputTarget::InPlace(_))
+    );
+    let journal_path = sibling(&opts.output, ".journal");
+    let (journal, reuse) = if in_place {
+        (Journal::none(), HashMap::new())
+    } else {
+        match Journal::open(&journal_path, opts.resume, unix_now(), REUSE_SECS) {
+            Ok(x) => x,
+            Err(e) => return fail(&e),
+        }
+    };
     let (mut output, done_lines) = if opts.resume {
         match OutputFile::resume(&opts.output, &layout, opts.mask_card) {
             Ok(x) => x,
@@ -298,11 +315,6 @@ pub(crate) async fn run(client: Client, opts: BatchOptions) -> ExitCode {
             Ok(o) => (o, HashSet::new()),
             Err(e) => return fail(&e),
         }
-    };
-    let journal_path = sibling(&opts.output, ".journal");
-    let (journal, reuse) = match Journal::open(&journal_path, opts.resume, unix_now(), REUSE_SECS) {
-        Ok(x) => x,
-        Err(e) => return fail(&e),
     };
 
     let (stop_tx, _) = watch::channel(false);
@@ -518,9 +530,12 @@ pub(crate) async fn run(client: Client, opts: BatchOptions) -> ExitCode {
 
     let stopped = stop.reason();
     let not_processed = total_rows.saturating_sub(tally.done + tally.skipped);
-    let complete =
-        stopped.is_none() && tally.failed() == 0 && tally.unfinished == 0 && not_processed == 0;
-    if complete {
+    let complete = is_complete(
+        stopped.is_some(),
+        tally.failed() + tally.unfinished + not_processed,
+        write_error.is_some(),
+    );
+    if complete && !in_place {
         // Nothing left to resume: the journal has served its purpose.
         let _ = std::fs::remove_file(&journal_path);
     }
@@ -549,9 +564,31 @@ pub(crate) async fn run(client: Client, opts: BatchOptions) -> ExitCode {
     }
 }
 
+/// Whether the run did all it had to: not stopped, every row with a final answer
+/// (`left`: rows failed, unfinished or not processed) and the output written and
+/// synced (`write_error`: a failed write or sync makes the run fail, exit status 1).
+fn is_complete(stopped: bool, left: u64, write_error: bool) -> bool {
+    !stopped && left == 0 && !write_error
+}
+
 fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
     match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Broke: a failed sync (or write) of a regular output was printed as
+    /// `error: cannot write the output: …` but the run still exited 0.
+    #[test]
+    fn a_sync_error_on_a_regular_output_makes_the_run_fail() {
+        assert!(is_complete(false, 0, false));
+        assert!(!is_complete(false, 0, true));
+        assert!(!is_complete(true, 0, false));
+        assert!(!is_complete(false, 1, false));
     }
 }

@@ -106,16 +106,19 @@ fn input_reader(path: &Path) -> Result<csv::Reader<InputFile>, String> {
 /// lines, and its `Position::byte` points just past the first terminator byte of the
 /// previous record, before any blank lines. So this reader notes every run of
 /// `\r`/`\n` bytes it passes on: a record starts right after the run that holds (or
-/// starts at) its `byte` position, and its line is one plus the `\n`s before it.
+/// starts at) its `byte` position, and its line is one plus the line ends before it.
+/// A line end is `\n`, `\r\n` or a lone `\r` (the csv crate accepts all three).
 #[derive(Debug)]
 pub(crate) struct LineTracker<R> {
     inner: R,
     /// Offset of the next byte read.
     offset: u64,
-    /// Finished runs of CR/LF bytes not yet passed by a record: (start, `\n` count).
+    /// Finished runs of CR/LF bytes not yet passed by a record: (start, line ends).
     runs: VecDeque<(u64, u64)>,
     /// The run still going on at the end of the bytes read so far.
     open: Option<(u64, u64)>,
+    /// Whether the last byte read was a `\r` (a `\n` right after it ends no new line).
+    after_cr: bool,
     /// Line number of the byte after the runs already passed.
     line: u64,
 }
@@ -127,6 +130,7 @@ impl<R> LineTracker<R> {
             offset: 0,
             runs: VecDeque::new(),
             open: None,
+            after_cr: false,
             line: 1,
         }
     }
@@ -150,10 +154,12 @@ impl<R: Read> Read for LineTracker<R> {
         for &b in &buf[..n] {
             if b == b'\n' || b == b'\r' {
                 let run = self.open.get_or_insert((self.offset, 0));
-                run.1 += u64::from(b == b'\n');
+                // `\r\n` is one line end: counted at its `\r`.
+                run.1 += u64::from(b == b'\r' || !self.after_cr);
             } else if let Some(run) = self.open.take() {
                 self.runs.push_back(run);
             }
+            self.after_cr = b == b'\r';
             self.offset += 1;
         }
         Ok(n)
@@ -507,6 +513,8 @@ pub(crate) struct OutputFile {
     width: usize,
     /// Index (in the input columns) of the card column when `--mask-card` is on.
     mask_idx: Option<usize>,
+    /// A FIFO or device written in place: nothing to sync (`fsync` fails with EINVAL).
+    in_place: bool,
 }
 
 fn csv_line(rec: &ByteRecord) -> Result<Vec<u8>, String> {
@@ -539,6 +547,7 @@ impl OutputFile {
                 file,
                 width: layout.width(),
                 mask_idx: mask_card.then_some(layout.card_idx),
+                in_place: true,
             });
         }
         drop(file);
@@ -558,6 +567,7 @@ impl OutputFile {
             file,
             width: layout.width(),
             mask_idx: mask_card.then_some(layout.card_idx),
+            in_place: false,
         })
     }
 
@@ -605,8 +615,25 @@ impl OutputFile {
             ));
         }
         // Dropped on an error: its temporary file goes, the output stays as it was.
-        let mut out = crate::files::OutputWriter::create(path)
-            .map_err(|e| format!("cannot create {}: {}", path.display(), io_text(&e)))?;
+        let mut out = crate::files::OutputWriter::create(path).map_err(|e| {
+            // What fails to be created is the temporary file beside the output (a
+            // read-only directory), not the output itself.
+            let tmp = match crate::files::output_target(path) {
+                Ok(crate::files::OutputTarget::Replace(real)) => {
+                    crate::files::temp_path(&real).ok()
+                }
+                _ => None,
+            };
+            match tmp {
+                Some(tmp) => format!(
+                    "cannot create the temporary file {} to rewrite {}: {}",
+                    tmp.display(),
+                    path.display(),
+                    io_text(&e)
+                ),
+                None => format!("cannot rewrite {}: {}", path.display(), io_text(&e)),
+            }
+        })?;
         let mut buf = csv_line(&expected)?;
         let result_idx = expected.len() - RESULT_COLUMNS.len();
         let mut done = HashSet::new();
@@ -684,8 +711,11 @@ impl OutputFile {
             .map_err(|e| format!("cannot write the output: {}", io_text(&e)))
     }
 
-    /// Flushes the file to disk.
+    /// Flushes the file to disk; a FIFO or device has nothing to sync.
     pub(crate) fn sync(&self) -> Result<(), String> {
+        if self.in_place {
+            return Ok(());
+        }
         self.file
             .sync_data()
             .map_err(|e| format!("cannot write the output: {}", io_text(&e)))
@@ -737,12 +767,22 @@ pub(crate) fn row_check(name: &str, card: &str) -> u16 {
 /// request that the server had already answered is recognised as a retry (same
 /// signature, inside the ±300 s window) and not verified twice (verification.md §4).
 /// No card number or name is ever written to it.
+///
+/// An output written in place (a FIFO or device, `/dev/stdout`) cannot be resumed, so
+/// its run keeps no journal at all ([`Journal::none`]): `/dev/stdout.journal` would be
+/// a stray file in `/dev`, or a "permission denied" that stops the run.
 #[derive(Debug)]
 pub(crate) struct Journal {
-    file: Mutex<File>,
+    /// `None`: nothing is journaled (see [`Journal::none`]).
+    file: Option<Mutex<File>>,
 }
 
 impl Journal {
+    /// A journal that records nothing, for an output that cannot be resumed.
+    pub(crate) fn none() -> Journal {
+        Journal { file: None }
+    }
+
     /// Opens the journal. With `keep`, the entries younger than `max_age_secs` are
     /// returned and kept; otherwise the journal starts empty.
     pub(crate) fn open(
@@ -775,16 +815,29 @@ impl Journal {
         for (line, e) in sorted {
             buf.extend_from_slice(journal_line(*line, e.check, &e.stamp).as_bytes());
         }
-        std::fs::write(&tmp, &buf)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| format!("cannot write {}: {}", path.display(), io_text(&e)))?;
+        std::fs::write(&tmp, &buf).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!(
+                "cannot create the request journal's temporary file {}: {}",
+                tmp.display(),
+                io_text(&e)
+            )
+        })?;
+        std::fs::rename(&tmp, path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!(
+                "cannot create the request journal {}: {}",
+                path.display(),
+                io_text(&e)
+            )
+        })?;
         let file = OpenOptions::new()
             .append(true)
             .open(path)
             .map_err(|e| format!("cannot open {}: {}", path.display(), io_text(&e)))?;
         Ok((
             Journal {
-                file: Mutex::new(file),
+                file: Some(Mutex::new(file)),
             },
             entries,
         ))
@@ -792,9 +845,11 @@ impl Journal {
 
     /// Appends an entry (one `write`) before the request goes out.
     pub(crate) fn record(&self, line: u64, check: u16, stamp: &Stamp) -> Result<(), String> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
         let text = journal_line(line, check, stamp);
-        let mut f = self
-            .file
+        let mut f = file
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         f.write_all(text.as_bytes())
@@ -928,6 +983,70 @@ mod tests {
                 assert_eq!(lines, expected, "{text:?} one byte at a time: {one_byte}");
             }
         }
+    }
+
+    /// Broke: a lone `\r` (accepted by the csv crate as a line end) was not counted,
+    /// so every row of a CR-only input got line 1 and `--resume` refused the output.
+    #[test]
+    fn a_cr_only_input_counts_each_lone_cr_as_a_line_end() {
+        let lf = "\nname,card\na,1\n\nb,2\n\"c\nx\",3\n\n\nbad\n,4\n";
+        // Lone CRs, and CR then CRLF (two line ends).
+        let cr = lf.replace('\n', "\r");
+        let mixed = lf.replace("\n\n", "\r\r\n");
+        for text in [cr.as_str(), mixed.as_str()] {
+            let mut reader = reader_builder().from_reader(LineTracker::new(text.as_bytes()));
+            let mut rec = ByteRecord::new();
+            let mut lines = Vec::new();
+            while reader.read_byte_record(&mut rec).unwrap() {
+                let byte = rec.position().map_or(0, csv::Position::byte);
+                lines.push(reader.get_mut().line_at(byte));
+            }
+            assert_eq!(lines, [3, 5, 6, 10, 11], "{text:?}");
+        }
+    }
+
+    /// Broke: every run to a FIFO or device ended with `error: cannot write the
+    /// output: Invalid argument` (`fsync` of a device fails with EINVAL).
+    #[cfg(unix)]
+    #[test]
+    fn syncing_an_output_written_in_place_is_skipped() {
+        let layout = InputLayout {
+            header: ByteRecord::from(vec!["name", "card"]),
+            name_idx: 0,
+            card_idx: 1,
+        };
+        let out = OutputFile::create(Path::new("/dev/null"), &layout, false).unwrap();
+        assert!(out.in_place);
+        assert_eq!(out.sync(), Ok(()));
+    }
+
+    /// Broke: when the temporary file beside the output could not be created
+    /// (a read-only directory), `--resume` said `cannot create <output>`, naming
+    /// the file it had not tried to create.
+    #[test]
+    fn a_resume_that_cannot_create_its_temporary_file_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let layout = InputLayout {
+            header: ByteRecord::from(vec!["name", "card"]),
+            name_idx: 0,
+            card_idx: 1,
+        };
+        let header = csv_line(&layout.output_header()).unwrap();
+        std::fs::write(&path, &header).unwrap();
+        // A directory where the temporary file goes: created even as root.
+        let tmp = crate::files::temp_path(&path).unwrap();
+        std::fs::create_dir(&tmp).unwrap();
+        let err = OutputFile::resume(&path, &layout, false).unwrap_err();
+        assert!(
+            err.starts_with(&format!(
+                "cannot create the temporary file {}",
+                tmp.display()
+            )),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), header);
     }
 
     #[test]
