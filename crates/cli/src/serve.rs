@@ -369,8 +369,8 @@ async fn serve(
         credential_ttl: Duration::from_secs(
             verification
                 .and_then(|v| v.credential_cache_seconds)
-                .unwrap_or(2)
-                .min(MAX_CREDENTIAL_CACHE_SECONDS),
+                // At most MAX_CREDENTIAL_CACHE_SECONDS: the config check refuses more.
+                .unwrap_or(2),
         ),
         request_timeout: Duration::from_secs(
             args.request_timeout

@@ -166,8 +166,8 @@ async fn api_within_deadline(
             headers: &headers,
             body: &body,
         };
-        let answer = task_state.answer(&raw, &request_id, started).await;
-        let request_id = answer.replayed_request_id.clone().unwrap_or(request_id);
+        let mut answer = task_state.answer(&raw, &request_id, started).await;
+        let request_id = answer.replayed_request_id.take().unwrap_or(request_id);
         let micros = started.elapsed().as_micros().try_into().unwrap_or(u64::MAX);
         // One line per request (issue 9): identities and outcome, never a card or a name.
         let who = answer.who.as_ref();

@@ -84,19 +84,17 @@ impl AuditLog for SqliteStore {
     }
 
     async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
-        self.with_reader(|c| list_entries(c, filter))?
+        let after = sql_id(filter.after_id.unwrap_or(0))?;
+        self.with_reader(|c| list_entries(c, filter, after))
     }
 }
 
-/// Entries matching `filter`, oldest first, from one connection.
+/// Entries matching `filter` (with `after`, its `after_id` as stored), oldest first.
 fn list_entries(
     c: &Connection,
     filter: &AuditFilter,
-) -> rusqlite::Result<Result<Vec<AuditEntry>, StoreError>> {
-    let after = match sql_id(filter.after_id.unwrap_or(0)) {
-        Ok(after) => after,
-        Err(e) => return Ok(Err(e)),
-    };
+    after: i64,
+) -> rusqlite::Result<Vec<AuditEntry>> {
     let order = if filter.latest { "DESC" } else { "ASC" };
     let mut stmt = c.prepare(&format!(
         "SELECT id, ts_ms, actor, action, target, detail, prev_hash, hash FROM audit \
@@ -118,7 +116,13 @@ fn list_entries(
     if filter.latest {
         entries.reverse();
     }
-    Ok(Ok(entries))
+    Ok(entries)
+}
+
+/// Whether `conn` reads a database with the audit table (a probe before trusting it).
+fn reads_audit_table(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("SELECT count(*) FROM audit", [], |r| r.get::<_, i64>(0))
+        .map(|_| ())
 }
 
 /// The audit log of an embedded data directory, opened read-only: `audit list` and
@@ -141,11 +145,8 @@ impl ReadOnlyAudit {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let readable = |conn: &Connection| {
-            conn.query_row("SELECT count(*) FROM audit", [], |r| r.get::<_, i64>(0))
-        };
         let conn = match Connection::open_with_flags(uri(""), flags) {
-            Ok(conn) if readable(&conn).is_ok() => conn,
+            Ok(conn) if reads_audit_table(&conn).is_ok() => conn,
             _ => open_immutable(&path, &uri("&immutable=1"), flags)?,
         };
         Ok(ReadOnlyAudit {
@@ -170,8 +171,7 @@ fn open_immutable(path: &Path, uri: &str, flags: OpenFlags) -> Result<Connection
         )));
     }
     let conn = Connection::open_with_flags(uri, flags).map_err(super::file_err(path))?;
-    conn.query_row("SELECT count(*) FROM audit", [], |r| r.get::<_, i64>(0))
-        .map_err(super::file_err(path))?;
+    reads_audit_table(&conn).map_err(super::file_err(path))?;
     Ok(conn)
 }
 
@@ -198,7 +198,8 @@ impl AuditLog for ReadOnlyAudit {
     }
 
     async fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
-        list_entries(&lock(&self.conn), filter).map_err(db_err)?
+        let after = sql_id(filter.after_id.unwrap_or(0))?;
+        list_entries(&lock(&self.conn), filter, after).map_err(db_err)
     }
 }
 
