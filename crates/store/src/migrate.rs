@@ -213,31 +213,35 @@ pub async fn sqlite_to_postgres(
     })
     .await?;
 
-    // The registry, in key order, one COPY per chunk.
-    let mut after: Vec<u8> = Vec::new();
+    // The registry, in slot (= card hash) order, one COPY per chunk.
+    let mut after_slot: i64 = -1;
     loop {
-        let rows: Vec<RawRegistryRow> = {
+        let rows: Vec<(i64, RawRegistryRow)> = {
             let mut stmt = src
                 .prepare_cached(
-                    "SELECT card_hash, name_hash, masked, status, updated_at FROM registry \
-                     WHERE card_hash > ?1 ORDER BY card_hash LIMIT ?2",
+                    "SELECT slot, card_hash, name_hash, masked, status, updated_at FROM registry \
+                     WHERE slot > ?1 ORDER BY slot LIMIT ?2",
                 )
                 .map_err(sq)?;
-            stmt.query_map(params![after, CHUNK as i64], |r| {
-                Ok(RawRegistryRow {
-                    card_hash: r.get(0)?,
-                    name_hash: r.get(1)?,
-                    masked: r.get(2)?,
-                    status: r.get(3)?,
-                    updated_at: r.get(4)?,
-                })
+            stmt.query_map(params![after_slot, CHUNK as i64], |r| {
+                Ok((
+                    r.get(0)?,
+                    RawRegistryRow {
+                        card_hash: r.get(1)?,
+                        name_hash: r.get(2)?,
+                        masked: r.get(3)?,
+                        status: r.get(4)?,
+                        updated_at: r.get(5)?,
+                    },
+                ))
             })
             .map_err(sq)?
             .collect::<Result<_, _>>()
             .map_err(sq)?
         };
-        let Some(last) = rows.last() else { break };
-        after = last.card_hash.clone();
+        let Some((last, _)) = rows.last() else { break };
+        after_slot = *last;
+        let rows: Vec<RawRegistryRow> = rows.into_iter().map(|(_, row)| row).collect();
         report.registry.read += rows.len() as u64;
         let (inserted, _) = within(deadline, "migrate registry", async {
             let mut client = pg.client().await?;

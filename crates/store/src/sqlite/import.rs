@@ -16,8 +16,9 @@
 //!    writer inserts in key order. Key order makes the B-tree grow at its right edge
 //!    (or walk an existing tree once, front to back), so the page cache needs only the
 //!    current path and each page is written about once — random-order inserts into a
-//!    10M-row tree that does not fit the cache are many times slower. New cards take one
-//!    `INSERT OR IGNORE`; existing ones an `UPDATE` that skips identical rows.
+//!    10M-row tree that does not fit the cache are many times slower. Rows are written
+//!    by `registry::RowWriter` (slots sort as card hashes do): a new card takes one
+//!    `INSERT OR IGNORE`, an existing one an `UPDATE` that skips identical rows.
 //!
 //! **Resumable, not atomic.** The writer commits every [`COMMIT_EVERY`] rows and only
 //! then reports progress, so a crash loses nothing reported as written; running the
@@ -37,8 +38,9 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use cardcheck_domain::CardStatus;
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 
+use super::registry::{PutOutcome, RegistryRow, RowWriter};
 use super::{db_err, now_unix, open_connection};
 use crate::secrets::{KEYED_HASH_LEN, KeyedHash, MasterKey};
 use crate::{ImportCounts, ImportProgress, ProgressFn, RegistryImport, RegistryRecord, StoreError};
@@ -612,18 +614,7 @@ fn write_groups(
     halt: Halt<'_>,
 ) -> Result<ImportCounts, StoreError> {
     let now = now_unix();
-    let mut insert = conn
-        .prepare(
-            "INSERT OR IGNORE INTO registry (card_hash, name_hash, masked, status, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .map_err(db_err)?;
-    let mut update = conn
-        .prepare(
-            "UPDATE registry SET name_hash = ?2, masked = ?3, status = ?4, updated_at = ?5 \
-             WHERE card_hash = ?1 AND (name_hash <> ?2 OR masked <> ?3 OR status <> ?4)",
-        )
-        .map_err(db_err)?;
+    let mut writer = RowWriter::new(conn).map_err(db_err)?;
     let mut counts = ImportCounts::default();
     // Counts and progress as of the last commit.
     let mut committed = (ImportCounts::default(), 0u64);
@@ -641,19 +632,17 @@ fn write_groups(
                     break 'groups;
                 }
                 row.masked_into(&mut masked);
-                let args = params![
-                    row.card_hash.as_slice(),
-                    row.name_hash.as_slice(),
-                    masked.as_str(),
-                    row.status_word(),
-                    now
-                ];
-                if insert.execute(args).map_err(db_err)? == 1 {
-                    counts.inserted += 1;
-                } else if update.execute(args).map_err(db_err)? == 1 {
-                    counts.updated += 1;
-                } else {
-                    counts.unchanged += 1;
+                let outcome = writer.put(&RegistryRow {
+                    card_hash: &row.card_hash,
+                    name_hash: &row.name_hash,
+                    masked: &masked,
+                    status: row.status_word(),
+                    updated_at: now,
+                })?;
+                match outcome {
+                    PutOutcome::Inserted => counts.inserted += 1,
+                    PutOutcome::Updated => counts.updated += 1,
+                    PutOutcome::Unchanged => counts.unchanged += 1,
                 }
                 written += 1;
                 in_tx += 1;

@@ -2,12 +2,19 @@
 //!
 //! Append a migration to [`MIGRATIONS`]; never edit one that has shipped.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction};
+
+/// One schema step: SQL, or code where SQL cannot say it.
+enum Migration {
+    Sql(&'static str),
+    Code(fn(&Transaction<'_>) -> Result<(), String>),
+}
+use Migration::{Code, Sql};
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
+const MIGRATIONS: &[Migration] = &[
     // 1: accounts, credentials, registry, attempts, ledger, server keys.
-    "
+    Sql("
     CREATE TABLE meta (
         key   TEXT PRIMARY KEY,
         value BLOB NOT NULL
@@ -63,12 +70,12 @@ const MIGRATIONS: &[&str] = &[
         id   INTEGER PRIMARY KEY CHECK (id = 1),
         blob BLOB NOT NULL
     );
-    ",
+    "),
     // 2: the append-only audit log of administrative actions (issue 9; crate::audit).
     // Ids are assigned by the writer (last + 1); the triggers refuse any change to a
     // stored row and any insert that is not the next id (which also stops `INSERT OR
     // REPLACE`, whose implicit delete does not fire delete triggers).
-    "
+    Sql("
     CREATE TABLE audit (
         id        INTEGER PRIMARY KEY,
         ts_ms     INTEGER NOT NULL,
@@ -93,7 +100,10 @@ const MIGRATIONS: &[&str] = &[
     BEGIN
         SELECT RAISE(ABORT, 'audit log is append-only');
     END;
-    ",
+    "),
+    // 3: the registry keyed by an integer slot derived from the card hash, so that its
+    // interior B-tree pages stay cached and a lookup reads one leaf (super::registry).
+    Code(super::registry::migrate_to_slots),
 ];
 
 /// The ledger file's migrations (`ledger.db`, [`super::ledger`]): the request path's
@@ -102,12 +112,12 @@ const MIGRATIONS: &[&str] = &[
 /// database resets every other connection's cache of that file: issue 10 profile).
 /// Migration 1's `ledger` and `attempts` tables in the main file are moved here when a
 /// store opens (`ledger::move_legacy_tables`).
-const LEDGER_MIGRATIONS: &[&str] = &[
+const LEDGER_MIGRATIONS: &[Migration] = &[
     // 1: the usage ledger. `card_hash` (a keyed hash, never the card) is set on the rows
     // of requests that counted as an attempt (verification.md §2 step 4): daily attempt
     // counts are the number of such rows, so a count is durable exactly when the answer
     // is. `attempt_base` holds counts carried over from the former `attempts` table.
-    "
+    Sql("
     CREATE TABLE ledger (
         id          INTEGER PRIMARY KEY,
         request_id  TEXT NOT NULL UNIQUE,
@@ -130,7 +140,7 @@ const LEDGER_MIGRATIONS: &[&str] = &[
         count     INTEGER NOT NULL,
         PRIMARY KEY (account, card_hash, day)
     ) WITHOUT ROWID;
-    ",
+    "),
 ];
 
 /// Brings the main database up to this build's schema, each step in its own transaction.
@@ -143,7 +153,7 @@ pub fn migrate_ledger(conn: &mut Connection) -> Result<(), String> {
     apply(conn, LEDGER_MIGRATIONS, "ledger file")
 }
 
-fn apply(conn: &mut Connection, migrations: &[&str], what: &str) -> Result<(), String> {
+fn apply(conn: &mut Connection, migrations: &[Migration], what: &str) -> Result<(), String> {
     let current = migrations.len();
     let version: usize = conn
         .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
@@ -155,12 +165,74 @@ fn apply(conn: &mut Connection, migrations: &[&str], what: &str) -> Result<(), S
             "the {what} has schema version {version}, newer than this build's {current}; upgrade cardcheck"
         ));
     }
-    for (index, sql) in migrations.iter().enumerate().skip(version) {
+    for (index, step) in migrations.iter().enumerate().skip(version) {
         let tx = conn.transaction().map_err(|e| e.to_string())?;
-        tx.execute_batch(sql).map_err(|e| e.to_string())?;
+        match step {
+            Sql(sql) => tx.execute_batch(sql).map_err(|e| e.to_string())?,
+            Code(run) => run(&tx)?,
+        }
         tx.pragma_update(None, "user_version", (index + 1) as i64)
             .map_err(|e| e.to_string())?;
         tx.commit().map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A registry written by a build before migration 3 (keyed by card hash) is there,
+    /// row for row, after it, each row at its card's home slot.
+    #[test]
+    fn a_registry_keyed_by_card_hash_moves_to_slots_row_for_row() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        apply(&mut conn, &MIGRATIONS[..2], "database").unwrap();
+        let rows: Vec<([u8; 16], [u8; 16], &str)> = vec![
+            ([0x10; 16], [1; 16], "active"),
+            ([0xf0; 16], [2; 16], "lost"),
+            ([0x80; 16], [3; 16], "fraud"),
+        ];
+        for (card, name, status) in &rows {
+            conn.execute(
+                "INSERT INTO registry (card_hash, name_hash, masked, status, updated_at) \
+                 VALUES (?1, ?2, '622576******8888', ?3, 7)",
+                rusqlite::params![card.as_slice(), name.as_slice(), status],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        for (card, name, status) in &rows {
+            let (first, last) = super::super::registry::lookup_range(card);
+            let (slot, stored_name, stored_status, updated_at): (i64, Vec<u8>, String, i64) = conn
+                .query_row(
+                    "SELECT slot, name_hash, status, updated_at FROM registry \
+                     WHERE slot BETWEEN ?1 AND ?2 AND card_hash = ?3",
+                    rusqlite::params![first, last, card.as_slice()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .unwrap();
+            assert_eq!(slot, first);
+            assert_eq!(stored_name, name.to_vec());
+            assert_eq!(stored_status, *status);
+            assert_eq!(updated_at, 7);
+        }
+        let count: i64 = conn
+            .query_row("SELECT count(*) FROM registry", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 3);
+        let leftovers: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = 'registry_by_hash'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(leftovers, 0);
+    }
 }

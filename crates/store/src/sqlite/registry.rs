@@ -1,0 +1,298 @@
+//! Where a card's row lives in the embedded registry, and the one routine that writes it.
+//!
+//! The registry table is keyed by an integer `slot` derived from the card's keyed hash,
+//! not by the hash itself (schema migration 3). SQLite stores such a table as one
+//! B-tree whose interior cells hold only integers: on 10M rows its interior pages take
+//! under 3 MB and stay in the lookup connection's page cache, so a lookup reads exactly
+//! one page that is not cached (its leaf). Keyed by the 16-byte hash (`WITHOUT ROWID`,
+//! migration 1), interior cells held whole rows: 15 MB of interior pages that competed
+//! with the leaves for the cache, 1.28 page reads per lookup and a blob comparison at
+//! every step of the descent (issue 6: lookups flat as the registry grows).
+//!
+//! A card's *home* is the top 59 bits of its keyed hash; its row takes the first free
+//! of the home's [`SLOTS_PER_HOME`] slots (`home * 16 + probe`), so two cards whose
+//! hashes share 59 bits (about one pair in 10^4 at 10M rows) both have a place. Rows
+//! are never deleted, so probe 0 of an occupied home is always taken; a lookup reads
+//! the home's slot range and compares the full 16-byte hash. Slots sort as the hashes
+//! do, so the bulk import, which writes in hash order, appends at the tree's right edge.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::StoreError;
+use crate::secrets::KeyedHash;
+
+/// Slots per home: how many cards whose keyed hashes share their top 59 bits fit.
+const SLOTS_PER_HOME: i64 = 16;
+
+/// The first slot of a card's home range. `>> 5` keeps 59 bits, `* 16` makes room for
+/// the probe: the result is below 2^63, a positive SQLite integer.
+pub(super) fn home_slot(card_hash: &KeyedHash) -> i64 {
+    let mut prefix = [0u8; 8];
+    prefix.copy_from_slice(&card_hash[..8]);
+    ((u64::from_be_bytes(prefix) >> 5) as i64) * SLOTS_PER_HOME
+}
+
+/// The lookup a verification makes: `?1` the home slot, `?2` the last slot of the home,
+/// `?3` the card hash. `LIMIT 1` ends the scan at the match, so a hit reads no row
+/// after it (which could be on the next leaf).
+pub(super) const LOOKUP_SQL: &str = "SELECT name_hash, status FROM registry \
+     WHERE slot BETWEEN ?1 AND ?2 AND card_hash = ?3 LIMIT 1";
+
+/// [`LOOKUP_SQL`]'s parameters for a card hash.
+pub(super) fn lookup_range(card_hash: &KeyedHash) -> (i64, i64) {
+    let home = home_slot(card_hash);
+    (home, home + SLOTS_PER_HOME - 1)
+}
+
+/// One registry row as stored.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RegistryRow<'a> {
+    pub card_hash: &'a [u8],
+    pub name_hash: &'a [u8],
+    pub masked: &'a str,
+    pub status: &'a str,
+    pub updated_at: i64,
+}
+
+/// What [`RowWriter::put`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PutOutcome {
+    Inserted,
+    Updated,
+    Unchanged,
+}
+
+/// Writes registry rows (upsert by card hash) on one connection, inside the caller's
+/// transaction: the only code that decides a row's slot.
+pub(super) struct RowWriter<'c> {
+    insert: rusqlite::CachedStatement<'c>,
+    update: rusqlite::CachedStatement<'c>,
+    holder: rusqlite::CachedStatement<'c>,
+}
+
+impl<'c> RowWriter<'c> {
+    pub(super) fn new(conn: &'c Connection) -> rusqlite::Result<RowWriter<'c>> {
+        Ok(RowWriter {
+            insert: conn.prepare_cached(
+                "INSERT OR IGNORE INTO registry \
+                 (slot, card_hash, name_hash, masked, status, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?,
+            update: conn.prepare_cached(
+                "UPDATE registry SET name_hash = ?3, masked = ?4, status = ?5, updated_at = ?6 \
+                 WHERE slot = ?1 AND card_hash = ?2 \
+                 AND (name_hash <> ?3 OR masked <> ?4 OR status <> ?5)",
+            )?,
+            holder: conn.prepare_cached("SELECT card_hash FROM registry WHERE slot = ?1")?,
+        })
+    }
+
+    /// Inserts the row at the first free slot of its home, or updates the card's row
+    /// where it already is (a row that would not change is left alone). A new card
+    /// takes one statement.
+    pub(super) fn put(&mut self, row: &RegistryRow<'_>) -> Result<PutOutcome, StoreError> {
+        let hash: &KeyedHash = row.card_hash.try_into().map_err(|_| {
+            StoreError::Io(format!(
+                "registry: a card hash of {} bytes",
+                row.card_hash.len()
+            ))
+        })?;
+        let home = home_slot(hash);
+        for slot in home..home + SLOTS_PER_HOME {
+            let args = params![
+                slot,
+                row.card_hash,
+                row.name_hash,
+                row.masked,
+                row.status,
+                row.updated_at
+            ];
+            if self.insert.execute(args).map_err(super::db_err)? == 1 {
+                return Ok(PutOutcome::Inserted);
+            }
+            if self.update.execute(args).map_err(super::db_err)? == 1 {
+                return Ok(PutOutcome::Updated);
+            }
+            let holder: Option<Vec<u8>> = self
+                .holder
+                .query_row([slot], |r| r.get(0))
+                .optional()
+                .map_err(super::db_err)?;
+            if holder.as_deref() == Some(row.card_hash) {
+                return Ok(PutOutcome::Unchanged);
+            }
+        }
+        // 17 cards whose keyed hashes share 59 bits: practically impossible, but
+        // refused rather than written over another card.
+        Err(StoreError::Io(format!(
+            "registry: all {SLOTS_PER_HOME} slots of a card's hash prefix are taken (card {})",
+            row.masked
+        )))
+    }
+}
+
+/// Schema migration 3: the registry keyed by slot instead of by card hash. Rows are
+/// copied in hash order (the old primary key), i.e. in slot order.
+pub(super) fn migrate_to_slots(tx: &rusqlite::Transaction<'_>) -> Result<(), String> {
+    let err = |e: rusqlite::Error| format!("registry migration: {e}");
+    tx.execute_batch(
+        "ALTER TABLE registry RENAME TO registry_by_hash;
+         CREATE TABLE registry (
+             slot       INTEGER PRIMARY KEY,
+             card_hash  BLOB NOT NULL,
+             name_hash  BLOB NOT NULL,
+             masked     TEXT NOT NULL,
+             status     TEXT NOT NULL,
+             updated_at INTEGER NOT NULL
+         );",
+    )
+    .map_err(err)?;
+    {
+        let mut read = tx
+            .prepare(
+                "SELECT card_hash, name_hash, masked, status, updated_at \
+                 FROM registry_by_hash ORDER BY card_hash",
+            )
+            .map_err(err)?;
+        let mut writer = RowWriter::new(tx).map_err(err)?;
+        let mut rows = read.query([]).map_err(err)?;
+        while let Some(r) = rows.next().map_err(err)? {
+            let row = RegistryRow {
+                card_hash: r.get_ref(0).and_then(|v| Ok(v.as_blob()?)).map_err(err)?,
+                name_hash: r.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(err)?,
+                masked: r.get_ref(2).and_then(|v| Ok(v.as_str()?)).map_err(err)?,
+                status: r.get_ref(3).and_then(|v| Ok(v.as_str()?)).map_err(err)?,
+                updated_at: r.get(4).map_err(err)?,
+            };
+            writer
+                .put(&row)
+                .map_err(|e| format!("registry migration: {e}"))?;
+        }
+    }
+    tx.execute_batch("DROP TABLE registry_by_hash")
+        .map_err(err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn table() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE registry (slot INTEGER PRIMARY KEY, card_hash BLOB NOT NULL, \
+             name_hash BLOB NOT NULL, masked TEXT NOT NULL, status TEXT NOT NULL, \
+             updated_at INTEGER NOT NULL)",
+        )
+        .unwrap();
+        conn
+    }
+
+    fn lookup(conn: &Connection, hash: &KeyedHash) -> Option<(Vec<u8>, String)> {
+        let (lo, hi) = lookup_range(hash);
+        conn.query_row(LOOKUP_SQL, params![lo, hi, hash.as_slice()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+        .unwrap()
+    }
+
+    fn row<'a>(hash: &'a KeyedHash, name: &'a KeyedHash, status: &'a str) -> RegistryRow<'a> {
+        RegistryRow {
+            card_hash: hash,
+            name_hash: name,
+            masked: "622576******8888",
+            status,
+            updated_at: 1,
+        }
+    }
+
+    #[test]
+    fn slots_sort_as_the_hashes_do_and_stay_positive() {
+        let low = [0u8; 16];
+        let high = [0xff; 16];
+        let mut mid = [0x80; 16];
+        assert_eq!(home_slot(&low), 0);
+        assert!(home_slot(&high) > 0);
+        assert!(home_slot(&high) + SLOTS_PER_HOME - 1 > home_slot(&mid));
+        mid[0] = 0x7f;
+        assert!(home_slot(&mid) < home_slot(&[0x80; 16]));
+    }
+
+    #[test]
+    fn cards_sharing_a_hash_prefix_take_the_next_slots_and_are_found_by_their_full_hash() {
+        let conn = table();
+        let mut writer = RowWriter::new(&conn).unwrap();
+        // Three hashes with the same top 59 bits, one that differs only after them.
+        let hashes: Vec<KeyedHash> = (0..3u8)
+            .map(|i| {
+                let mut h = [7u8; 16];
+                h[15] = i;
+                h
+            })
+            .collect();
+        let names = [[1u8; 16], [2u8; 16], [3u8; 16]];
+        for (h, n) in hashes.iter().zip(&names) {
+            assert_eq!(
+                writer.put(&row(h, n, "active")).unwrap(),
+                PutOutcome::Inserted
+            );
+        }
+        let slots: Vec<i64> = conn
+            .prepare("SELECT slot FROM registry ORDER BY slot")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let home = home_slot(&hashes[0]);
+        assert_eq!(slots, vec![home, home + 1, home + 2]);
+        for (h, n) in hashes.iter().zip(&names) {
+            assert_eq!(lookup(&conn, h).unwrap().0, n.to_vec());
+        }
+        let mut absent = [7u8; 16];
+        absent[15] = 9;
+        assert_eq!(lookup(&conn, &absent), None);
+
+        // An update lands on the card's own slot, whichever probe it took.
+        assert_eq!(
+            writer.put(&row(&hashes[1], &names[1], "lost")).unwrap(),
+            PutOutcome::Updated
+        );
+        assert_eq!(
+            writer.put(&row(&hashes[1], &names[1], "lost")).unwrap(),
+            PutOutcome::Unchanged
+        );
+        assert_eq!(lookup(&conn, &hashes[1]).unwrap().1, "lost");
+        assert_eq!(lookup(&conn, &hashes[0]).unwrap().1, "active");
+        let count: i64 = conn
+            .query_row("SELECT count(*) FROM registry", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 3);
+    }
+
+    #[test]
+    fn a_full_home_is_refused_not_overwritten() {
+        let conn = table();
+        let mut writer = RowWriter::new(&conn).unwrap();
+        let name = [1u8; 16];
+        for i in 0..SLOTS_PER_HOME as u8 {
+            let mut h = [9u8; 16];
+            h[15] = i;
+            assert_eq!(
+                writer.put(&row(&h, &name, "active")).unwrap(),
+                PutOutcome::Inserted
+            );
+        }
+        let mut h = [9u8; 16];
+        h[15] = 200;
+        let err = writer
+            .put(&row(&h, &name, "active"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("slots"), "{err}");
+        assert!(err.contains("622576******8888"), "{err}");
+    }
+}
