@@ -131,7 +131,7 @@ pub struct SqliteStore {
     path: PathBuf,
     key: MasterKey,
     readers: ReaderPool,
-    registry_lookup: RegistryLookup,
+    registry_lookup: ReaderPool,
     admin: Mutex<Connection>,
     /// `ledger.db`: the ledger rows, written by its own thread.
     ledger: ledger::LedgerFile,
@@ -199,40 +199,22 @@ fn check_pair(main: &Path, ledger: &Path, ledger_expected: bool) -> Result<(), S
     Ok(())
 }
 
-/// Page cache of the registry-lookup connection, KiB. It must hold the registry's
+/// Page cache of each registry-lookup connection, KiB. It must hold the registry's
 /// interior B-tree pages, so that a lookup reads only its leaf (not cached, at 10M
 /// rows): under 3 MB of them for 10M rows keyed by slot (`registry.rs`). The rest
 /// holds leaves, i.e. all of a small registry.
-const REGISTRY_LOOKUP_CACHE_KIB: i64 = 32 * 1024;
+const REGISTRY_LOOKUP_CACHE_KIB: i64 = 16 * 1024;
+/// Idle registry-lookup connections kept: one per thread that answers requests at
+/// once (the server's workers), each with its own page cache.
+const REGISTRY_LOOKUP_POOL_MAX: usize = 4;
 
-/// The connection that answers registry lookups: one for the process, behind a mutex,
-/// so that a single page cache sees every lookup and keeps the interior pages warm (a
-/// pool spreads the lookups over several caches, each colder and each adding to the
-/// resident memory). A lookup holds it for a few microseconds.
-struct RegistryLookup {
-    path: PathBuf,
-    conn: Mutex<Option<Connection>>,
-}
-
-impl RegistryLookup {
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
-        let mut slot = lock(&self.conn);
-        let conn = match slot.take() {
-            Some(c) => c,
-            None => {
-                let c = open_connection(&self.path)?;
-                c.pragma_update(None, "cache_size", -REGISTRY_LOOKUP_CACHE_KIB)
-                    .map_err(db_err)?;
-                c
-            }
-        };
-        let out = f(&conn).map_err(db_err);
-        // A connection whose query failed is reopened for the next lookup.
-        if out.is_ok() {
-            *slot = Some(conn);
-        }
-        out
-    }
+/// A connection for registry lookups: the store's settings and a page cache that
+/// keeps the registry's interior pages.
+fn open_registry_lookup(path: &Path) -> Result<Connection, StoreError> {
+    let conn = open_connection(path)?;
+    conn.pragma_update(None, "cache_size", -REGISTRY_LOOKUP_CACHE_KIB)
+        .map_err(db_err)?;
+    Ok(conn)
 }
 
 fn create_data_dir(dir: &Path) -> Result<(), StoreError> {
@@ -291,10 +273,8 @@ impl SqliteStore {
                 .map_err(file_err(&path))?;
         }
         let readers = ReaderPool::new(path.clone(), READER_POOL_MAX, open_connection);
-        let registry_lookup = RegistryLookup {
-            path: path.clone(),
-            conn: Mutex::new(None),
-        };
+        let registry_lookup =
+            ReaderPool::new(path.clone(), REGISTRY_LOOKUP_POOL_MAX, open_registry_lookup);
         Ok(SqliteStore {
             path,
             key,
