@@ -3,33 +3,35 @@
 //! The registry table is keyed by an integer `slot` derived from the card's keyed hash,
 //! not by the hash itself (schema migration 3). SQLite stores such a table as one
 //! B-tree whose interior cells hold only integers: on 10M rows its interior pages take
-//! under 3 MB and stay in the lookup connection's page cache, so a lookup reads exactly
-//! one page that is not cached (its leaf). Keyed by the 16-byte hash (`WITHOUT ROWID`,
+//! 3.3 MB (814 pages) and stay in the lookup connections' page caches, so a lookup
+//! reads exactly one page that is not cached (its leaf). Keyed by the 16-byte hash (`WITHOUT ROWID`,
 //! migration 1), interior cells held whole rows: 15 MB of interior pages that competed
 //! with the leaves for the cache, 1.28 page reads per lookup and a blob comparison at
 //! every step of the descent (issue 6: lookups flat as the registry grows).
 //!
-//! A card's *home* is the top 59 bits of its keyed hash; its row takes the first free
+//! A card's *home* is the top 58 bits of its keyed hash; its row takes the first free
 //! of the home's [`SLOTS_PER_HOME`] slots (`home * 16 + probe`), so two cards whose
-//! hashes share 59 bits (about one pair in 10^4 at 10M rows) both have a place. Rows
+//! hashes share 58 bits (at 10M rows, the chance that any two do is about 1 in 6,000)
+//! both have a place. Rows
 //! are never deleted, so probe 0 of an occupied home is always taken; a lookup reads
 //! the home's slot range and compares the full 16-byte hash. Slots sort as the hashes
 //! do, so the bulk import, which writes in hash order, appends at the tree's right edge.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use crate::StoreError;
 use crate::secrets::KeyedHash;
 
-/// Slots per home: how many cards whose keyed hashes share their top 59 bits fit.
+/// Slots per home: how many cards whose keyed hashes share their top 58 bits fit.
 const SLOTS_PER_HOME: i64 = 16;
 
-/// The first slot of a card's home range. `>> 5` keeps 59 bits, `* 16` makes room for
-/// the probe: the result is below 2^63, a positive SQLite integer.
+/// The first slot of a card's home range. `>> 6` keeps 58 bits, `* 16` makes room for
+/// the probe: the home range ends below 2^62, so no slot arithmetic can overflow a
+/// positive SQLite integer.
 pub(super) fn home_slot(card_hash: &KeyedHash) -> i64 {
     let mut prefix = [0u8; 8];
     prefix.copy_from_slice(&card_hash[..8]);
-    ((u64::from_be_bytes(prefix) >> 5) as i64) * SLOTS_PER_HOME
+    ((u64::from_be_bytes(prefix) >> 6) as i64) * SLOTS_PER_HOME
 }
 
 /// The lookup a verification makes: `?1` the home slot, `?2` the last slot of the home,
@@ -66,8 +68,15 @@ pub(super) enum PutOutcome {
 /// transaction: the only code that decides a row's slot.
 pub(super) struct RowWriter<'c> {
     insert: rusqlite::CachedStatement<'c>,
-    update: rusqlite::CachedStatement<'c>,
     holder: rusqlite::CachedStatement<'c>,
+    update: rusqlite::CachedStatement<'c>,
+}
+
+/// Whose row a slot holds, seen from the row being written.
+enum Holder {
+    OtherCard,
+    SameRow,
+    SameCardChanged,
 }
 
 impl<'c> RowWriter<'c> {
@@ -78,18 +87,19 @@ impl<'c> RowWriter<'c> {
                  (slot, card_hash, name_hash, masked, status, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?,
-            update: conn.prepare_cached(
-                "UPDATE registry SET name_hash = ?3, masked = ?4, status = ?5, updated_at = ?6 \
-                 WHERE slot = ?1 AND card_hash = ?2 \
-                 AND (name_hash <> ?3 OR masked <> ?4 OR status <> ?5)",
+            holder: conn.prepare_cached(
+                "SELECT card_hash, name_hash, masked, status FROM registry WHERE slot = ?1",
             )?,
-            holder: conn.prepare_cached("SELECT card_hash FROM registry WHERE slot = ?1")?,
+            update: conn.prepare_cached(
+                "UPDATE registry SET name_hash = ?2, masked = ?3, status = ?4, updated_at = ?5 \
+                 WHERE slot = ?1",
+            )?,
         })
     }
 
     /// Inserts the row at the first free slot of its home, or updates the card's row
     /// where it already is (a row that would not change is left alone). A new card
-    /// takes one statement.
+    /// takes one statement, a known one two (three when it changes).
     pub(super) fn put(&mut self, row: &RegistryRow<'_>) -> Result<PutOutcome, StoreError> {
         let hash: &KeyedHash = row.card_hash.try_into().map_err(|_| {
             StoreError::Io(format!(
@@ -99,30 +109,54 @@ impl<'c> RowWriter<'c> {
         })?;
         let home = home_slot(hash);
         for slot in home..home + SLOTS_PER_HOME {
-            let args = params![
-                slot,
-                row.card_hash,
-                row.name_hash,
-                row.masked,
-                row.status,
-                row.updated_at
-            ];
-            if self.insert.execute(args).map_err(super::db_err)? == 1 {
+            let inserted = self
+                .insert
+                .execute(params![
+                    slot,
+                    row.card_hash,
+                    row.name_hash,
+                    row.masked,
+                    row.status,
+                    row.updated_at
+                ])
+                .map_err(super::db_err)?;
+            if inserted == 1 {
                 return Ok(PutOutcome::Inserted);
             }
-            if self.update.execute(args).map_err(super::db_err)? == 1 {
-                return Ok(PutOutcome::Updated);
-            }
-            let holder: Option<Vec<u8>> = self
+            let holder = self
                 .holder
-                .query_row([slot], |r| r.get(0))
-                .optional()
+                .query_row([slot], |r| {
+                    if r.get_ref(0)?.as_blob()? != row.card_hash {
+                        return Ok(Holder::OtherCard);
+                    }
+                    let same = r.get_ref(1)?.as_blob()? == row.name_hash
+                        && r.get_ref(2)?.as_str()? == row.masked
+                        && r.get_ref(3)?.as_str()? == row.status;
+                    Ok(if same {
+                        Holder::SameRow
+                    } else {
+                        Holder::SameCardChanged
+                    })
+                })
                 .map_err(super::db_err)?;
-            if holder.as_deref() == Some(row.card_hash) {
-                return Ok(PutOutcome::Unchanged);
+            match holder {
+                Holder::OtherCard => continue,
+                Holder::SameRow => return Ok(PutOutcome::Unchanged),
+                Holder::SameCardChanged => {
+                    self.update
+                        .execute(params![
+                            slot,
+                            row.name_hash,
+                            row.masked,
+                            row.status,
+                            row.updated_at
+                        ])
+                        .map_err(super::db_err)?;
+                    return Ok(PutOutcome::Updated);
+                }
             }
         }
-        // 17 cards whose keyed hashes share 59 bits: practically impossible, but
+        // 17 cards whose keyed hashes share 58 bits: practically impossible, but
         // refused rather than written over another card.
         Err(StoreError::Io(format!(
             "registry: all {SLOTS_PER_HOME} slots of a card's hash prefix are taken (card {})",
@@ -132,7 +166,8 @@ impl<'c> RowWriter<'c> {
 }
 
 /// Schema migration 3: the registry keyed by slot instead of by card hash. Rows are
-/// copied in hash order (the old primary key), i.e. in slot order.
+/// copied in hash order (the old primary key), i.e. in slot order: about 2 s per
+/// million rows, once (the store then reclaims the old copy's space).
 pub(super) fn migrate_to_slots(tx: &rusqlite::Transaction<'_>) -> Result<(), String> {
     let err = |e: rusqlite::Error| format!("registry migration: {e}");
     tx.execute_batch(
@@ -147,6 +182,14 @@ pub(super) fn migrate_to_slots(tx: &rusqlite::Transaction<'_>) -> Result<(), Str
          );",
     )
     .map_err(err)?;
+    let has_rows: bool = tx
+        .query_row("SELECT EXISTS (SELECT 1 FROM registry_by_hash)", [], |r| {
+            r.get(0)
+        })
+        .map_err(err)?;
+    if has_rows {
+        tracing::info!("upgrading the registry to slot keys (once; about 2 s per million rows)");
+    }
     {
         let mut read = tx
             .prepare(
@@ -178,6 +221,7 @@ pub(super) fn migrate_to_slots(tx: &rusqlite::Transaction<'_>) -> Result<(), Str
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use rusqlite::OptionalExtension;
 
     fn table() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
@@ -209,6 +253,29 @@ mod tests {
         }
     }
 
+    /// With 59 bits the last home's range ended at 2^63 - 1 and `home + 16` overflowed
+    /// (a panic in debug builds, a wrapped negative slot in release).
+    #[test]
+    fn the_highest_card_hash_is_written_and_found_without_overflow() {
+        let conn = table();
+        let mut writer = RowWriter::new(&conn).unwrap();
+        let name = [4u8; 16];
+        for last in [0xfe, 0xff] {
+            let mut h = [0xff; 16];
+            h[15] = last;
+            assert_eq!(
+                writer.put(&row(&h, &name, "active")).unwrap(),
+                PutOutcome::Inserted
+            );
+            assert_eq!(lookup(&conn, &h).unwrap().0, name.to_vec());
+        }
+        let (first, last) = lookup_range(&[0xff; 16]);
+        assert!(
+            first > 0 && last < i64::MAX - SLOTS_PER_HOME,
+            "{first}..{last}"
+        );
+    }
+
     #[test]
     fn slots_sort_as_the_hashes_do_and_stay_positive() {
         let low = [0u8; 16];
@@ -225,7 +292,7 @@ mod tests {
     fn cards_sharing_a_hash_prefix_take_the_next_slots_and_are_found_by_their_full_hash() {
         let conn = table();
         let mut writer = RowWriter::new(&conn).unwrap();
-        // Three hashes with the same top 59 bits, one that differs only after them.
+        // Three hashes with the same top 58 bits, one that differs only after them.
         let hashes: Vec<KeyedHash> = (0..3u8)
             .map(|i| {
                 let mut h = [7u8; 16];
