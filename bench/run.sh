@@ -101,7 +101,7 @@ fi
 # prepare ROWS: $DATA/ROWS/{pristine/, credentials.json, sample.csv, rsa.pem, sm2.pem}.
 # pristine/ is the data dir as imported, never served from: runs work on a copy
 # (fresh_copy), so that ledger rows written by earlier runs do not accumulate.
-CACHE_VERSION=3  # 3: the registry keyed by slot (schema 3)
+CACHE_VERSION=4  # 4: the registry keyed by slot (schema 3)
 prepare() {
     local rows="$1" dir="$DATA/$1"
     local method="import"
