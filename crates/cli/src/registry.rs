@@ -15,8 +15,56 @@ mod stats;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::store_args::StoreArgs;
+
+/// Exit status of an import or generate stopped by SIGINT or SIGTERM (128 + 2, as a
+/// shell reports a process killed by SIGINT).
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// Sets a flag on the first SIGINT or SIGTERM while alive. Installed synchronously, so
+/// a signal that arrives right after [`StopOnSignal::install`] is not the default
+/// action (death) any more.
+pub(super) struct StopOnSignal(tokio::task::JoinHandle<()>);
+
+impl StopOnSignal {
+    pub(super) fn install(stop: Arc<AtomicBool>) -> StopOnSignal {
+        #[cfg(unix)]
+        let wait = {
+            use tokio::signal::unix::{SignalKind, signal};
+            let interrupt = signal(SignalKind::interrupt());
+            let terminate = signal(SignalKind::terminate());
+            async move {
+                match (interrupt, terminate) {
+                    (Ok(mut i), Ok(mut t)) => {
+                        tokio::select! {
+                            _ = i.recv() => {}
+                            _ = t.recv() => {}
+                        }
+                    }
+                    // Not installed: the default action applies, as before.
+                    _ => std::future::pending::<()>().await,
+                }
+            }
+        };
+        #[cfg(not(unix))]
+        let wait = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        StopOnSignal(tokio::spawn(async move {
+            wait.await;
+            stop.store(true, Ordering::Relaxed);
+        }))
+    }
+}
+
+impl Drop for StopOnSignal {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// `cardcheck registry …`
 #[derive(Debug, clap::Subcommand)]

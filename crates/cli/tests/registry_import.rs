@@ -584,3 +584,40 @@ fn a_later_import_removes_the_staging_left_by_a_killed_import() {
     assert!(!left[0].exists(), "{} was not removed", left[0].display());
     assert!(live.exists());
 }
+
+/// Broke: SIGINT during `registry generate` killed it with the default action and left
+/// its temporary file (`out.csv.tmp-<pid>`) beside the output.
+#[test]
+fn a_generate_interrupted_leaves_no_temporary_file_and_the_old_output_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.csv");
+    std::fs::write(&out, "name,card,status\n").unwrap();
+    let temporaries = || -> Vec<String> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.contains(".tmp-"))
+            .collect()
+    };
+    let mut child = registry_common::cardcheck()
+        .args(["registry", "generate", "--count", "200000000", "--seed", "3"])
+        .args(["--output", path(&out)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Signal once rows are being written to the temporary file.
+    wait_for(&mut child, "the temporary file", || {
+        temporaries().iter().any(|n| {
+            std::fs::metadata(dir.path().join(n)).is_ok_and(|m| m.len() > 1_000_000)
+        })
+    });
+    signal(&child, "INT");
+    let result = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(130), "{stderr}");
+    assert!(stderr.starts_with("interrupted: "), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(temporaries().is_empty(), "{:?}", temporaries());
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "name,card,status\n");
+}

@@ -24,6 +24,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -36,7 +38,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use super::progress::Progress;
-use super::{human_bytes, thousands};
+use super::{EXIT_INTERRUPTED, StopOnSignal, human_bytes, thousands};
 use crate::files::OutputWriter;
 
 const SURNAMES_CSV: &str = include_str!("../../../domain/data/cn_surnames_faker.csv");
@@ -289,11 +291,23 @@ pub(super) async fn run(
 ) -> anyhow::Result<ExitCode> {
     let seed = seed.unwrap_or_else(|| rand::rng().next_u64());
     let started = Instant::now();
+    // A signal stops the writing and drops the temporary file (the default action
+    // would leave `FILE.tmp-<pid>` behind).
+    let stop = Arc::new(AtomicBool::new(false));
+    let _signals = StopOnSignal::install(Arc::clone(&stop));
+    let written = tokio::task::block_in_place(|| write_file(count, output, seed, &stop));
+    if stop.load(Ordering::Relaxed) {
+        eprintln!(
+            "interrupted: {} not written (a file that was there is unchanged)",
+            output.display()
+        );
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
     let Written {
         by_status,
         bytes,
         in_place,
-    } = tokio::task::block_in_place(|| write_file(count, output, seed))?;
+    } = written?;
     let seconds = started.elapsed().as_secs_f64();
     let display = output.display().to_string();
     if json {
@@ -332,7 +346,7 @@ struct Written {
 /// Generates into `output` as [`crate::files::output_target`] decides: a regular
 /// file (through its symlinks) via a temporary file beside it and a rename; a FIFO or
 /// device in place.
-fn write_file(count: u64, output: &Path, seed: u64) -> anyhow::Result<Written> {
+fn write_file(count: u64, output: &Path, seed: u64, stop: &AtomicBool) -> anyhow::Result<Written> {
     if output.file_name().is_none() {
         bail!("--output must name a file");
     }
@@ -340,7 +354,7 @@ fn write_file(count: u64, output: &Path, seed: u64) -> anyhow::Result<Written> {
         .with_context(|| format!("cannot create {}", output.display()))?;
     let in_place = file.in_place();
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    let by_status = generate(count, seed, &mut out)?;
+    let by_status = generate(count, seed, &mut out, stop)?;
     let file = out
         .into_inner()
         .map_err(|e| anyhow::Error::new(e.into_error()))
@@ -357,10 +371,12 @@ fn write_file(count: u64, output: &Path, seed: u64) -> anyhow::Result<Written> {
 }
 
 /// Writes `count` rows (and the header) to `out`; returns the rows per status word.
+/// Fails when `stop` is set (checked every 65,536 rows).
 pub(crate) fn generate(
     count: u64,
     seed: u64,
     out: &mut impl Write,
+    stop: &AtomicBool,
 ) -> anyhow::Result<BTreeMap<&'static str, u64>> {
     let mut generator = Generator::new(seed, BinTable::builtin())?;
     let mut by_status: BTreeMap<&'static str, u64> = BTreeMap::new();
@@ -375,6 +391,9 @@ pub(crate) fn generate(
         *by_status.entry(status.as_word()).or_default() += 1;
         writeln!(out, "{name},{card},{}", status.as_word()).context("cannot write the output")?;
         if i % 65_536 == 0 {
+            if stop.load(Ordering::Relaxed) {
+                bail!("interrupted");
+            }
             progress.update(i, Some(i as f64 / count.max(1) as f64));
         }
     }
@@ -397,12 +416,12 @@ mod tests {
     #[test]
     fn generated_rows_are_valid_distinct_and_reproducible() {
         let mut a = Vec::new();
-        generate(5_000, 7, &mut a).unwrap();
+        generate(5_000, 7, &mut a, &AtomicBool::new(false)).unwrap();
         let mut b = Vec::new();
-        generate(5_000, 7, &mut b).unwrap();
+        generate(5_000, 7, &mut b, &AtomicBool::new(false)).unwrap();
         assert_eq!(a, b);
         let mut c = Vec::new();
-        generate(5_000, 8, &mut c).unwrap();
+        generate(5_000, 8, &mut c, &AtomicBool::new(false)).unwrap();
         assert_ne!(a, c);
         let text = String::from_utf8(a).unwrap();
         let mut cards = HashSet::new();

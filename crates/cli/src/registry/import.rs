@@ -37,7 +37,7 @@ use cardcheck_store::{ImportCounts, RegistryImport, RegistryRecord};
 use serde::Serialize;
 
 use super::progress::Progress;
-use super::{human_bytes, thousands};
+use super::{EXIT_INTERRUPTED, StopOnSignal, human_bytes, thousands};
 use crate::files::{LineLimit, MAX_LINE_BYTES};
 use crate::store_args::StoreArgs;
 
@@ -52,8 +52,6 @@ const REJECTIONS_SHOWN: usize = 20;
 const WARNING_LINES_KEPT: usize = 10;
 /// Bytes inspected up front for binary data and the encoding.
 const SNIFF_BYTES: usize = 8192;
-/// Exit status after SIGINT / SIGTERM (128 + SIGINT, as `verify` uses).
-const EXIT_INTERRUPTED: u8 = 130;
 
 /// What `registry import` was asked to do.
 #[derive(Debug)]
@@ -346,48 +344,6 @@ async fn interrupted(
         thousands(tally.accepted)
     );
     Ok(ExitCode::from(EXIT_INTERRUPTED))
-}
-
-/// Sets a flag on the first SIGINT or SIGTERM while alive. Installed synchronously, so
-/// a signal that arrives right after [`StopOnSignal::install`] is not the default
-/// action (death) any more.
-struct StopOnSignal(tokio::task::JoinHandle<()>);
-
-impl StopOnSignal {
-    fn install(stop: Arc<AtomicBool>) -> StopOnSignal {
-        #[cfg(unix)]
-        let wait = {
-            use tokio::signal::unix::{SignalKind, signal};
-            let interrupt = signal(SignalKind::interrupt());
-            let terminate = signal(SignalKind::terminate());
-            async move {
-                match (interrupt, terminate) {
-                    (Ok(mut i), Ok(mut t)) => {
-                        tokio::select! {
-                            _ = i.recv() => {}
-                            _ = t.recv() => {}
-                        }
-                    }
-                    // Not installed: the default action applies, as before.
-                    _ => std::future::pending::<()>().await,
-                }
-            }
-        };
-        #[cfg(not(unix))]
-        let wait = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        StopOnSignal(tokio::spawn(async move {
-            wait.await;
-            stop.store(true, Ordering::Relaxed);
-        }))
-    }
-}
-
-impl Drop for StopOnSignal {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// The file's name without its directories (the audit log's target).
