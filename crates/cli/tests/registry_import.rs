@@ -600,7 +600,14 @@ fn a_generate_interrupted_leaves_no_temporary_file_and_the_old_output_unchanged(
             .collect()
     };
     let mut child = registry_common::cardcheck()
-        .args(["registry", "generate", "--count", "200000000", "--seed", "3"])
+        .args([
+            "registry",
+            "generate",
+            "--count",
+            "200000000",
+            "--seed",
+            "3",
+        ])
         .args(["--output", path(&out)])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -608,9 +615,9 @@ fn a_generate_interrupted_leaves_no_temporary_file_and_the_old_output_unchanged(
         .unwrap();
     // Signal once rows are being written to the temporary file.
     wait_for(&mut child, "the temporary file", || {
-        temporaries().iter().any(|n| {
-            std::fs::metadata(dir.path().join(n)).is_ok_and(|m| m.len() > 1_000_000)
-        })
+        temporaries()
+            .iter()
+            .any(|n| std::fs::metadata(dir.path().join(n)).is_ok_and(|m| m.len() > 1_000_000))
     });
     signal(&child, "INT");
     let result = child.wait_with_output().unwrap();
