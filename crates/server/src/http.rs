@@ -128,6 +128,19 @@ async fn api_within_deadline(
 ) -> Response {
     let request_id = request_id.to_owned();
     let (parts, body) = request.into_parts();
+    // RFC 9112 §3.2: a request with more than one Host line is answered 400. The TC3
+    // signature covers `host`, and two values leave it unclear which one was signed.
+    if parts.headers.get_all(header::HOST).iter().nth(1).is_some() {
+        let micros = started.elapsed().as_micros().try_into().unwrap_or(u64::MAX);
+        state.metrics.record(None, "error", "HTTP400", micros);
+        log_request(&request_id, None, "error", "HTTP400", micros);
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-tc-requestid", v);
+        }
+        return response;
+    }
     let trace_id = parts.headers.get("x-tc-traceid").cloned();
     let body: Bytes = match read_body(&parts.headers, body).await {
         Ok(b) => b,

@@ -474,3 +474,41 @@ async fn encrypted_fields_give_the_same_result_and_bad_ciphertext_its_code() {
         }
     }
 }
+
+/// Broke: a request with two Host lines was answered like any other (the first one was
+/// taken as the signed host). RFC 9112 §3.2 requires 400, and two values leave it
+/// unclear which host the signature covers.
+#[tokio::test]
+async fn a_request_with_two_host_headers_is_answered_400_and_not_billed() {
+    use tower::ServiceExt;
+    let s = server().await;
+    let issued = s.account("acme").await;
+    // Correctly signed for its first Host: only the second line is wrong.
+    let mut request = s.sign(&Call::new(&issued, "Wei Xiaobao", DOC_CARD_PASS));
+    request.headers_mut().append(
+        http::header::HOST,
+        http::HeaderValue::from_static("other.example.com"),
+    );
+    let response = cardcheck_server::app(s.state.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), http::StatusCode::BAD_REQUEST);
+    assert!(response.headers().contains_key("x-tc-requestid"));
+    let body = axum::body::to_bytes(response.into_body(), 1024)
+        .await
+        .unwrap();
+    assert!(body.is_empty(), "{body:?}");
+    let rows = s
+        .backend
+        .ledger
+        .usage(&UsageFilter::default())
+        .await
+        .unwrap();
+    assert!(rows.is_empty(), "{rows:?}");
+    // The same call with one Host is answered.
+    let (_, body) = s
+        .send(&Call::new(&issued, "Wei Xiaobao", DOC_CARD_PASS))
+        .await;
+    assert_eq!(result_of(&body), "0", "{body}");
+}
