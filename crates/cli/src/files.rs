@@ -209,9 +209,15 @@ impl OutputWriter {
                 // refuses to follow anything planted under that name.
                 let _ = std::fs::remove_file(&tmp);
                 let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-                // The replacement keeps the replaced file's permissions.
+                // The replacement keeps the replaced file's permissions and, where this
+                // user may set it, its group (best effort, as `cp -p` does).
                 if let Ok(meta) = std::fs::metadata(&real) {
                     let _ = file.set_permissions(meta.permissions());
+                    #[cfg(unix)]
+                    {
+                        use std::os::unix::fs::MetadataExt;
+                        let _ = std::os::unix::fs::fchown(&file, None, Some(meta.gid()));
+                    }
                 }
                 Ok(OutputWriter {
                     file,
@@ -274,6 +280,31 @@ impl Drop for OutputWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Broke: a replaced output lost its group (the new file had the process's).
+    #[cfg(unix)]
+    #[test]
+    fn a_replaced_output_keeps_its_mode_and_group() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.csv");
+        std::fs::write(&out, "old\n").unwrap();
+        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let own_gid = std::fs::metadata(&out).unwrap().gid();
+        // Another group: only a privileged user (CI runs as root) may set it.
+        let other_gid = if own_gid == 1 { 2 } else { 1 };
+        if let Err(e) = std::os::unix::fs::chown(&out, None, Some(other_gid)) {
+            eprintln!("not checked: cannot give the test file another group ({e})");
+            return;
+        }
+        let mut writer = OutputWriter::create(&out).unwrap();
+        writer.write_all(b"new\n").unwrap();
+        writer.commit().unwrap();
+        let meta = std::fs::metadata(&out).unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "new\n");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+        assert_eq!(meta.gid(), other_gid);
+    }
 
     #[test]
     fn an_endless_file_is_refused_at_the_limit() {
