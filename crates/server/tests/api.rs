@@ -123,14 +123,7 @@ async fn authentication_and_parameter_errors_carry_their_exact_codes() {
         );
     }
     // Nothing above was a verification: the ledger is empty.
-    assert!(
-        s.backend
-            .ledger
-            .usage(&UsageFilter::default())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(s.usage_rows().await.is_empty());
 }
 
 #[tokio::test]
@@ -295,12 +288,7 @@ async fn the_eleventh_attempt_on_one_card_gets_minus_17_until_the_next_beijing_d
     let mut next_day = Call::new(&issued, "Wei Xiaobao", DOC_CARD_PASS);
     next_day.timestamp = Some(NOW + 12 * 3600);
     assert_eq!(result_of(&s.send(&next_day).await.1), "0");
-    let rows = s
-        .backend
-        .ledger
-        .usage(&UsageFilter::default())
-        .await
-        .unwrap();
+    let rows = s.usage_rows().await;
     let free: u64 = rows.iter().filter(|r| !r.billed).map(|r| r.count).sum();
     assert_eq!(free, 1, "-17 is not billed: {rows:?}");
 }
@@ -321,12 +309,7 @@ async fn an_identical_retry_gets_the_identical_body_and_one_ledger_row() {
         second_headers["x-tc-requestid"],
         first_headers["x-tc-requestid"]
     );
-    let rows = s
-        .backend
-        .ledger
-        .usage(&UsageFilter::default())
-        .await
-        .unwrap();
+    let rows = s.usage_rows().await;
     assert_eq!(rows.iter().map(|r| r.count).sum::<u64>(), 1);
     // The same body asked in another language is another request.
     let mut chinese = call.clone();
@@ -364,12 +347,7 @@ async fn a_request_whose_client_disconnects_is_answered_once_and_replayed_to_its
     );
     assert_eq!(result_of(&body), "0", "{body}");
     assert_eq!(headers["x-tc-requestid"], request_id_of(&body));
-    let rows = s
-        .backend
-        .ledger
-        .usage(&UsageFilter::default())
-        .await
-        .unwrap();
+    let rows = s.usage_rows().await;
     assert_eq!(rows.iter().map(|r| r.count).sum::<u64>(), 1, "{rows:?}");
     assert_eq!(
         s.backend
@@ -499,12 +477,7 @@ async fn a_request_with_two_host_headers_is_answered_400_and_not_billed() {
         .await
         .unwrap();
     assert!(body.is_empty(), "{body:?}");
-    let rows = s
-        .backend
-        .ledger
-        .usage(&UsageFilter::default())
-        .await
-        .unwrap();
+    let rows = s.usage_rows().await;
     assert!(rows.is_empty(), "{rows:?}");
     // The same call with one Host is answered.
     let (_, body) = s

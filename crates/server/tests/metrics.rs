@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use cardcheck_domain::{CATALOGUE, ResultCode};
 use cardcheck_encryption::KeyRing;
 use cardcheck_server::ServerConfig;
-use cardcheck_store::{AccountUpdate, UsageFilter};
+use cardcheck_store::AccountUpdate;
 use cardcheck_tc3::SignMethod;
 use common::*;
 use prometheus_parse::{LineInfo, Scrape, Value};
@@ -315,12 +315,7 @@ async fn metrics_parse_and_match_the_requests_sent() {
     assert!(results.keys().any(|(_, b)| b == "free"));
 
     // ... and the ledger holds the same billed / free totals.
-    let usage = s
-        .backend
-        .ledger
-        .usage(&UsageFilter::default())
-        .await
-        .unwrap();
+    let usage = s.usage_rows().await;
     let ledger_billed: u64 = usage.iter().filter(|r| r.billed).map(|r| r.count).sum();
     let ledger_free: u64 = usage.iter().filter(|r| !r.billed).map(|r| r.count).sum();
     let sum_of = |billing: &str| -> u64 {

@@ -105,6 +105,15 @@ pub async fn server() -> TestServer {
 }
 
 impl TestServer {
+    /// The usage ledger, all accounts and days.
+    pub async fn usage_rows(&self) -> Vec<cardcheck_store::UsageRow> {
+        self.backend
+            .ledger
+            .usage(&cardcheck_store::UsageFilter::default())
+            .await
+            .unwrap()
+    }
+
     /// A new account with unlimited daily attempts, no practical rate limit and a fresh
     /// key pair (tests of the limits set them).
     pub async fn account(&self, name: &str) -> IssuedCredential {
