@@ -248,9 +248,14 @@ impl SqliteStore {
         check_pair(&path, &ledger_path, false)?;
         let key = MasterKey::load_or_create(data_dir, true)?;
         let mut admin = open_connection(&path)?;
-        schema::migrate(&mut admin)
-            .map_err(|e| StoreError::Database(format!("{}: {e}", path.display())))?;
-        reclaim_free_pages(&admin).map_err(file_err(&path))?;
+        // A key that does not match is refused before any migration rewrites the file
+        // (a failed command must not leave a database an older build cannot open).
+        let schema_error = |e: String| StoreError::Database(format!("{}: {e}", path.display()));
+        if schema::version(&admin).map_err(schema_error)? > 0 {
+            check_master_key(&admin, &key)?;
+        }
+        schema::migrate(&mut admin).map_err(schema_error)?;
+        registry::reclaim_after_conversion(&admin, &path);
         check_master_key(&admin, &key)?;
         let ledger_expected = admin
             .query_row(
@@ -345,24 +350,6 @@ impl Drop for SqliteStore {
     fn drop(&mut self) {
         self.close();
     }
-}
-
-/// Gives back to the file system the space a schema migration freed (migration 3
-/// rewrites the registry: the old copy's pages, half of a large file, stay free in it,
-/// as the registry never deletes rows to reuse them). Runs `VACUUM` only when at least
-/// a quarter of the file, and over 4 MB, is free, which nothing but a migration leaves.
-fn reclaim_free_pages(conn: &Connection) -> rusqlite::Result<()> {
-    let pragma = |name: &str| conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0));
-    let (free, total) = (pragma("freelist_count")?, pragma("page_count")?);
-    if free * 4 >= total && free >= 1024 {
-        tracing::info!(
-            free_pages = free,
-            pages = total,
-            "reclaiming free space in the database after a schema upgrade"
-        );
-        conn.execute_batch("VACUUM")?;
-    }
-    Ok(())
 }
 
 fn check_master_key(conn: &Connection, key: &MasterKey) -> Result<(), StoreError> {
@@ -799,5 +786,46 @@ impl ServerKeyStore for SqliteStore {
             )
             .map(|n| n == 1)
             .map_err(db_err)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Broke: opening an older data directory with the wrong master key converted its
+    /// registry first and refused the key after, leaving a file the older build (with
+    /// the right key) could no longer open.
+    #[test]
+    fn a_wrong_master_key_leaves_an_older_data_dir_unconverted() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path()).unwrap());
+        // Back to schema version 2: the registry keyed by card hash, with one row.
+        Connection::open(dir.path().join(DATABASE_FILE))
+            .unwrap()
+            .execute_batch(
+                "DROP TABLE registry;
+                 CREATE TABLE registry (card_hash BLOB PRIMARY KEY, name_hash BLOB NOT NULL,
+                     masked TEXT NOT NULL, status TEXT NOT NULL, updated_at INTEGER NOT NULL)
+                     WITHOUT ROWID;
+                 INSERT INTO registry VALUES (x'00112233445566778899aabbccddeeff', x'01',
+                     '622576******8888', 'active', 1);
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        std::fs::write(dir.path().join("master.key"), "ab".repeat(32)).unwrap();
+        let err = SqliteStore::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::MasterKeyMismatch), "{err}");
+        let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+        assert_eq!(schema::version(&conn).unwrap(), 2);
+        let old_table: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('registry') WHERE name = 'card_hash' AND pk = 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(old_table, 1);
     }
 }

@@ -214,7 +214,63 @@ pub(super) fn migrate_to_slots(tx: &rusqlite::Transaction<'_>) -> Result<(), Str
     }
     tx.execute_batch("DROP TABLE registry_by_hash")
         .map_err(err)?;
+    if has_rows {
+        // The old copy's pages are now free inside the file: give them back at the
+        // next chance outside this transaction ([`reclaim_after_conversion`]).
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, x'01')",
+            [RECLAIM_PENDING],
+        )
+        .map_err(err)?;
+    }
     Ok(())
+}
+
+/// `meta` key set by [`migrate_to_slots`] in the conversion's own transaction, so that a
+/// process stopped after it still reclaims the space on the next open.
+const RECLAIM_PENDING: &str = "registry_reclaim_pending";
+
+/// Runs `VACUUM` once after a conversion: the registry never deletes rows, so the old
+/// copy's pages (half of a large file) would otherwise stay free for good. Best
+/// effort: it needs about twice the database's size free on its volume and once in the
+/// temporary directory for a moment, and a failure (disk full) only costs space, so it
+/// is logged and not retried — the store opens either way.
+pub(super) fn reclaim_after_conversion(conn: &Connection, path: &std::path::Path) {
+    let pending = conn
+        .query_row(
+            "SELECT 1 FROM meta WHERE key = ?1",
+            [RECLAIM_PENDING],
+            |_| Ok(()),
+        )
+        .is_ok();
+    if !pending {
+        return;
+    }
+    let free_bytes = conn
+        .query_row(
+            "SELECT freelist_count * page_size FROM pragma_freelist_count, pragma_page_size",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap_or(0);
+    tracing::info!(
+        free_bytes,
+        "reclaiming the space of the registry's old layout (VACUUM, once)"
+    );
+    if let Err(e) = conn.execute_batch("VACUUM") {
+        tracing::warn!(
+            database = %path.display(),
+            error = %e,
+            free_bytes,
+            "could not reclaim the space of the registry's old layout; the store works as it \
+             is. To reclaim it later, stop the server and run `sqlite3 cardcheck.db VACUUM` \
+             with about twice the database's size free on its volume and once in the \
+             temporary directory"
+        );
+    }
+    if let Err(e) = conn.execute("DELETE FROM meta WHERE key = ?1", [RECLAIM_PENDING]) {
+        tracing::warn!(database = %path.display(), error = %e, "cannot record the reclaim");
+    }
 }
 
 #[cfg(test)]

@@ -153,13 +153,17 @@ pub fn migrate_ledger(conn: &mut Connection) -> Result<(), String> {
     apply(conn, LEDGER_MIGRATIONS, "ledger file")
 }
 
-fn apply(conn: &mut Connection, migrations: &[Migration], what: &str) -> Result<(), String> {
-    let current = migrations.len();
-    let version: usize = conn
-        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+/// The database's schema version (0: nothing created yet).
+pub fn version(conn: &Connection) -> Result<usize, String> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
         .map_err(|e| e.to_string())?
         .try_into()
-        .map_err(|_| "negative schema version".to_string())?;
+        .map_err(|_| "negative schema version".to_string())
+}
+
+fn apply(conn: &mut Connection, migrations: &[Migration], what: &str) -> Result<(), String> {
+    let current = migrations.len();
+    let version = version(conn)?;
     if version > current {
         return Err(format!(
             "the {what} has schema version {version}, newer than this build's {current}; upgrade cardcheck"
@@ -182,6 +186,7 @@ fn apply(conn: &mut Connection, migrations: &[Migration], what: &str) -> Result<
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     /// A registry written by a build before migration 3 (keyed by card hash) is there,
     /// row for row, after it, each row at its card's home slot.
@@ -268,12 +273,57 @@ mod tests {
         };
         let (free, pages) = (pragma(&conn, "freelist_count"), pragma(&conn, "page_count"));
         assert!(free * 4 >= pages, "{free} of {pages} pages free");
-        super::super::reclaim_free_pages(&conn).unwrap();
+        super::super::registry::reclaim_after_conversion(&conn, Path::new("test.db"));
         assert_eq!(pragma(&conn, "freelist_count"), 0);
+        // Done once: the marker is gone.
+        let pending: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM meta WHERE key = 'registry_reclaim_pending'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(pending, 0);
         assert!(pragma(&conn, "page_count") <= pages - free);
         let count: i64 = conn
             .query_row("SELECT count(*) FROM registry", [], |r| r.get(0))
             .unwrap();
         assert_eq!(count, 60_000);
+    }
+
+    /// A reclaim that fails (on a full disk; here: a statement still in progress on the
+    /// connection) must not stop the store from opening, and is not retried at every
+    /// open. Broke: the VACUUM's error made every later open fail.
+    #[test]
+    fn a_failed_reclaim_after_conversion_leaves_the_store_usable_and_is_not_retried() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        apply(&mut conn, &MIGRATIONS[..2], "database").unwrap();
+        conn.execute(
+            "INSERT INTO registry (card_hash, name_hash, masked, status, updated_at) \
+             VALUES (x'00112233445566778899aabbccddeeff', x'01', '622576******8888', 'lost', 1)",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        {
+            let mut busy = conn.prepare("SELECT slot FROM registry").unwrap();
+            let mut rows = busy.query([]).unwrap();
+            assert!(rows.next().unwrap().is_some());
+            conn.execute_batch("VACUUM")
+                .expect_err("VACUUM must fail for this test");
+            super::super::registry::reclaim_after_conversion(&conn, Path::new("test.db"));
+        }
+        let pending: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM meta WHERE key = 'registry_reclaim_pending'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(pending, 0);
+        let status: String = conn
+            .query_row("SELECT status FROM registry", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(status, "lost");
     }
 }
