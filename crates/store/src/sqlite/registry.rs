@@ -188,6 +188,7 @@ pub(super) fn migrate_to_slots(tx: &rusqlite::Transaction<'_>) -> Result<(), Str
         })
         .map_err(err)?;
     if has_rows {
+        check_space_for_conversion(tx)?;
         tracing::info!("upgrading the registry to slot keys (once; about 2 s per million rows)");
     }
     {
@@ -226,6 +227,56 @@ pub(super) fn migrate_to_slots(tx: &rusqlite::Transaction<'_>) -> Result<(), Str
     Ok(())
 }
 
+/// The conversion writes a second copy of the registry into the WAL and then into the
+/// file (which grows by as much before the old copy's pages can be freed): about twice
+/// the database's size must be free on its volume. Refused up front, with nothing
+/// changed, rather than failing half-way with the disk full and the WAL too large to
+/// fold back (the store could then not even open its ledger).
+fn check_space_for_conversion(tx: &rusqlite::Transaction<'_>) -> Result<(), String> {
+    let Some(dir) = tx.path().filter(|p| !p.is_empty()).and_then(|p| {
+        std::path::Path::new(p)
+            .parent()
+            .map(std::path::Path::to_path_buf)
+    }) else {
+        return Ok(());
+    };
+    let database_bytes: i64 = tx
+        .query_row(
+            "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| format!("registry migration: {e}"))?;
+    let needed = u64::try_from(database_bytes)
+        .unwrap_or(0)
+        .saturating_mul(21)
+        / 10;
+    match free_bytes_at(&dir) {
+        Some(free) if free < needed => Err(format!(
+            "converting the registry to this build's layout needs about {} MB free on the \
+             data directory's volume and {} MB are free; nothing was changed (an older build \
+             still opens it): free some space and run again (docs/operations.md, Upgrading)",
+            needed.div_ceil(1 << 20),
+            free >> 20
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Bytes this process may still write on the volume holding `dir`, where known.
+fn free_bytes_at(dir: &std::path::Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let stats = rustix::fs::statvfs(dir).ok()?;
+        Some(stats.f_bavail.saturating_mul(stats.f_frsize))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
 /// `meta` key set by [`migrate_to_slots`] in the conversion's own transaction, so that a
 /// process stopped after it still reclaims the space on the next open.
 const RECLAIM_PENDING: &str = "registry_reclaim_pending";
@@ -234,7 +285,10 @@ const RECLAIM_PENDING: &str = "registry_reclaim_pending";
 /// copy's pages (half of a large file) would otherwise stay free for good. Best
 /// effort: it needs about twice the database's size free on its volume and once in the
 /// temporary directory for a moment, and a failure (disk full) only costs space, so it
-/// is logged and not retried — the store opens either way.
+/// is logged and not retried — the store opens either way. The marker goes first, so
+/// that a failure cannot leave it behind to be retried (and fail) at every open; the
+/// WAL is truncated before and after, so that a failed attempt does not keep the disk
+/// full (the pages it wrote stay in the WAL file otherwise).
 pub(super) fn reclaim_after_conversion(conn: &Connection, path: &std::path::Path) {
     let pending = conn
         .query_row(
@@ -244,6 +298,14 @@ pub(super) fn reclaim_after_conversion(conn: &Connection, path: &std::path::Path
         )
         .is_ok();
     if !pending {
+        return;
+    }
+    // The conversion's pages are in the WAL, as large as the registry: fold them into
+    // the database and give the WAL's space back before anything else is written.
+    let truncate_wal = || conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    let _ = truncate_wal();
+    if let Err(e) = conn.execute("DELETE FROM meta WHERE key = ?1", [RECLAIM_PENDING]) {
+        tracing::warn!(database = %path.display(), error = %e, "cannot reclaim the space of the registry's old layout");
         return;
     }
     let free_bytes = conn
@@ -257,7 +319,27 @@ pub(super) fn reclaim_after_conversion(conn: &Connection, path: &std::path::Path
         free_bytes,
         "reclaiming the space of the registry's old layout (VACUUM, once)"
     );
-    if let Err(e) = conn.execute_batch("VACUUM") {
+    // VACUUM writes the live pages once more through the WAL: skip it, rather than
+    // fill the volume, when they do not fit.
+    let live_bytes = conn
+        .query_row(
+            "SELECT (page_count - freelist_count) * page_size \
+             FROM pragma_page_count, pragma_freelist_count, pragma_page_size",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_or(0, |b| u64::try_from(b).unwrap_or(0));
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let vacuumed = match free_bytes_at(dir) {
+        Some(free) if free < live_bytes.saturating_mul(11) / 10 => Err(format!(
+            "it needs about {} MB free on the volume and {} MB are free",
+            (live_bytes.saturating_mul(11) / 10).div_ceil(1 << 20),
+            free >> 20
+        )),
+        _ => conn.execute_batch("VACUUM").map_err(|e| e.to_string()),
+    };
+    let _ = truncate_wal();
+    if let Err(e) = vacuumed {
         tracing::warn!(
             database = %path.display(),
             error = %e,
@@ -267,9 +349,6 @@ pub(super) fn reclaim_after_conversion(conn: &Connection, path: &std::path::Path
              with about twice the database's size free on its volume and once in the \
              temporary directory"
         );
-    }
-    if let Err(e) = conn.execute("DELETE FROM meta WHERE key = ?1", [RECLAIM_PENDING]) {
-        tracing::warn!(database = %path.display(), error = %e, "cannot record the reclaim");
     }
 }
 
