@@ -103,6 +103,15 @@ impl MasterKey {
                 write_private_file(&path, hex_digits.as_bytes())?;
                 Ok(key)
             }
+            // An existing store without its key: writing a new one would only put a
+            // wrong key where the operator backs up the right one.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StoreError::Invalid(format!(
+                    "no master key: {} is missing and {MASTER_KEY_ENV} is not set (set it, or \
+                 restore master.key from the backup of this data directory)",
+                    path.display()
+                )))
+            }
             Err(e) => Err(StoreError::Io(format!(
                 "cannot read {}: {e}",
                 path.display()

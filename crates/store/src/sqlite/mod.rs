@@ -246,7 +246,8 @@ impl SqliteStore {
         let path = data_dir.join(DATABASE_FILE);
         let ledger_path = data_dir.join(LEDGER_FILE);
         check_pair(&path, &ledger_path, false)?;
-        let key = MasterKey::load_or_create(data_dir, true)?;
+        // A new key only for a new store (no cardcheck.db yet).
+        let key = MasterKey::load_or_create(data_dir, !path.exists())?;
         let mut admin = open_connection(&path)?;
         // A key that does not match is refused before any migration rewrites the file
         // (a failed command must not leave a database an older build cannot open).
@@ -827,5 +828,18 @@ mod tests {
             )
             .unwrap();
         assert_eq!(old_table, 1);
+    }
+
+    /// Broke: opening a store whose key is kept outside (`CARDCHECK_MASTER_KEY`, here
+    /// unset) wrote a new, wrong `master.key` into its directory before refusing it.
+    #[test]
+    fn a_store_without_its_master_key_is_refused_and_gets_no_new_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path()).unwrap());
+        let key_file = dir.path().join("master.key");
+        std::fs::remove_file(&key_file).unwrap();
+        let err = SqliteStore::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("no master key"), "{err}");
+        assert!(!key_file.exists());
     }
 }
