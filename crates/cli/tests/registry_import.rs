@@ -168,6 +168,18 @@ fn bad_files_give_one_clear_line_and_leave_the_registry_unchanged() {
         ("empty.csv", Vec::new(), "empty"),
         ("blank.csv", b"\xEF\xBB\xBF\r\n\n".to_vec(), "empty"),
         ("binary.bin", binary, "binary"),
+        // Broke: a stray quote on line 3 swallowed the 10 rows after it, reported as
+        // one rejected row while the rest imported.
+        (
+            "stray_quote.csv",
+            format!(
+                "name,card,status\n张三,{card},active\n\"李四,{card},lost\n{}",
+                // Under the field-size limit, which caught only longer swallows.
+                valid_rows.lines().take(10).collect::<Vec<_>>().join("\n")
+            )
+            .into_bytes(),
+            "runs across",
+        ),
         (
             "no_newline.csv",
             format!("name,card,status\n\"{}", "a,".repeat(40_000)).into_bytes(),
@@ -405,6 +417,13 @@ fn file_count(dir: &Path) -> usize {
 }
 
 /// `registry import` in the background, staging on bucket files after `memory_rows`.
+/// Creates the store in `data` (as `cardcheck account create` does), so that an import
+/// into it prints no "created a new one" note.
+fn create_store(data: &Path) {
+    let r = run(&["account", "create", "ops", "--data-dir", path(data)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
 fn spawn_import(file: &Path, data: &Path, memory_rows: u64) -> std::process::Child {
     registry_common::cardcheck()
         .args(["registry", "import", path(file), "--data-dir", path(data)])
@@ -461,6 +480,7 @@ fn an_import_interrupted_while_writing_removes_its_staging_and_audits_what_it_co
     let csv = dir.path().join("big.csv");
     let data = dir.path().join("data");
     generate(&csv, 300_000, 21);
+    create_store(&data);
     let mut child = spawn_import(&csv, &data, 100_000);
     // The writing phase consumes the 256 bucket files one by one: signal once it has
     // begun (all 256 seen, then fewer).
@@ -516,6 +536,7 @@ fn an_import_interrupted_while_reading_writes_nothing_and_leaves_no_staging() {
     let csv = dir.path().join("big.csv");
     let data = dir.path().join("data");
     generate(&csv, 300_000, 22);
+    create_store(&data);
     // Bucket files after 1,000 rows: they exist long before the reading ends.
     let mut child = spawn_import(&csv, &data, 1_000);
     wait_for(&mut child, "the staging directory", || {
@@ -627,4 +648,44 @@ fn a_generate_interrupted_leaves_no_temporary_file_and_the_old_output_unchanged(
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(temporaries().is_empty(), "{:?}", temporaries());
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "name,card,status\n");
+}
+
+/// Broke: an import into a mistyped --data-dir created a new, empty store and reported
+/// success like any other import, while the real store stayed as it was.
+#[test]
+fn an_import_into_a_directory_without_a_store_says_it_created_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("small.csv");
+    let data = dir.path().join("typo");
+    generate(&csv, 10, 23);
+    let first = run(&[
+        "registry",
+        "import",
+        path(&csv),
+        "--data-dir",
+        path(&data),
+        "--json",
+    ]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(
+        first
+            .stderr
+            .contains("held no cardcheck store; created a new one"),
+        "{}",
+        first.stderr
+    );
+    let again = run(&[
+        "registry",
+        "import",
+        path(&csv),
+        "--data-dir",
+        path(&data),
+        "--json",
+    ]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        !again.stderr.contains("created a new one"),
+        "{}",
+        again.stderr
+    );
 }

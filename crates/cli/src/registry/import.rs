@@ -3,7 +3,8 @@
 //! Two kinds of problem, handled differently:
 //!
 //! - **File-level** — empty file, binary data, not UTF-8 (GBK), wrong header, a line or
-//!   field far beyond any real registry row (an unbalanced quote swallowing the file):
+//!   field far beyond any real registry row, a quoted field across lines (an unbalanced
+//!   quote swallowing the rows after it):
 //!   the file is not what the operator meant to import. One clear sentence, exit 1,
 //!   and the registry is unchanged: the whole file is read and validated before the
 //!   first write.
@@ -152,7 +153,22 @@ pub(super) async fn run(opts: Options) -> anyhow::Result<ExitCode> {
     let size = sniff(&opts.file, &display)?;
     let header = read_header(&opts.file, &display)?;
 
+    // Importing is also how a registry is first loaded, so a missing store is created;
+    // said in one line, so that a mistyped --data-dir does not look like success.
+    let new_store = opts.store.database_url.is_none()
+        && !opts
+            .store
+            .data_dir
+            .join(cardcheck_store::sqlite::DATABASE_FILE)
+            .exists();
     let backend = super::open_store(&opts.store).await?;
+    if new_store {
+        eprintln!(
+            "note: {} held no cardcheck store; created a new one (check --data-dir if you \
+             meant an existing one)",
+            opts.store.data_dir.display()
+        );
+    }
     let mut rejects_out = match &opts.rejects {
         Some(path) => {
             let mut w = csv::Writer::from_path(path)
@@ -689,6 +705,16 @@ fn read_rows(
             if field.contains(&0) {
                 return Err(FileError(format!(
                     "{display} line {line} contains binary data (a NUL byte): not a CSV text file"
+                )));
+            }
+            // No name, card or status holds a line break: a quoted field that runs
+            // across lines is an unbalanced quote, which swallows the rows after it
+            // (they were counted as one rejected row).
+            // (A CR alone is the end of a CRLF line, trimmed later.)
+            if field.contains(&b'\n') {
+                let lines = 1 + field.iter().filter(|&&b| b == b'\n').count();
+                return Err(FileError(format!(
+                    "{display} line {line}: a quoted field runs across {lines} lines (an unbalanced quote?): not a registry CSV"
                 )));
             }
             if std::str::from_utf8(field).is_err() {
