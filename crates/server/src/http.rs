@@ -130,6 +130,8 @@ async fn api_within_deadline(
     let (parts, body) = request.into_parts();
     // RFC 9112 §3.2: a request with more than one Host line is answered 400. The TC3
     // signature covers `host`, and two values leave it unclear which one was signed.
+    // (A request without one is answered with an envelope, as other malformed requests
+    // are: its signature cannot verify.)
     if parts.headers.get_all(header::HOST).iter().nth(1).is_some() {
         let micros = started.elapsed().as_micros().try_into().unwrap_or(u64::MAX);
         state.metrics.record(None, "error", "HTTP400", micros);

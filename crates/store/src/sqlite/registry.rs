@@ -189,7 +189,12 @@ pub(super) fn migrate_to_slots(tx: &rusqlite::Transaction<'_>) -> Result<(), Str
         .map_err(err)?;
     if has_rows {
         check_space_for_conversion(tx)?;
-        tracing::info!("upgrading the registry to slot keys (once; about 2 s per million rows)");
+        // A warning so that it shows at the CLI's default level: the operator should
+        // know the file changed (and that an older build no longer opens it).
+        tracing::warn!(
+            "converting the registry to this build's layout (schema 3, once; about 2 s per \
+             million rows; older builds cannot open the directory afterwards)"
+        );
     }
     {
         let mut read = tx
@@ -321,7 +326,7 @@ pub(super) fn reclaim_after_conversion(conn: &Connection, path: &std::path::Path
             |r| r.get::<_, i64>(0),
         )
         .unwrap_or(0);
-    tracing::info!(
+    tracing::warn!(
         free_bytes,
         "reclaiming the space of the registry's old layout (VACUUM, once)"
     );
