@@ -208,7 +208,16 @@ impl OutputWriter {
                 // A leftover of a crashed run with the same pid; `create_new` then
                 // refuses to follow anything planted under that name.
                 let _ = std::fs::remove_file(&tmp);
-                let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+                let mut options = OpenOptions::new();
+                options.write(true).create_new(true);
+                // A new output may hold full card numbers (`verify --output` without
+                // --mask-card): readable by its owner only, as `master.key` is.
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    options.mode(0o600);
+                }
+                let file = options.open(&tmp)?;
                 // The replacement keeps the replaced file's permissions and, where this
                 // user may set it, its group (best effort, as `cp -p` does).
                 if let Ok(meta) = std::fs::metadata(&real) {
@@ -280,6 +289,21 @@ impl Drop for OutputWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Broke: a new output (`verify --output` holds full card numbers unless masked)
+    /// was created readable by everyone (0644 under the usual umask).
+    #[cfg(unix)]
+    #[test]
+    fn a_new_output_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("results.csv");
+        let mut writer = OutputWriter::create(&out).unwrap();
+        writer.write_all(b"card\n").unwrap();
+        writer.commit().unwrap();
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
+    }
 
     /// Broke: a replaced output lost its group (the new file had the process's).
     #[cfg(unix)]
