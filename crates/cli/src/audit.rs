@@ -299,8 +299,13 @@ async fn audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                         }))?;
                     } else {
                         println!(
-                            "audit log intact: {} entries, head {}",
+                            "audit log intact: {} {}, head {}",
                             head.entries,
+                            if head.entries == 1 {
+                                "entry"
+                            } else {
+                                "entries"
+                            },
                             head_hex.as_deref().map_or("none", |h| &h[..16])
                         );
                     }
