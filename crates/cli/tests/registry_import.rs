@@ -658,36 +658,25 @@ fn an_import_into_a_directory_without_a_store_says_it_created_one() {
     let csv = dir.path().join("small.csv");
     let data = dir.path().join("typo");
     generate(&csv, 10, 23);
-    let first = run(&[
-        "registry",
-        "import",
-        path(&csv),
-        "--data-dir",
-        path(&data),
-        "--json",
-    ]);
-    assert_eq!(first.code, 0, "{}", first.stderr);
+    let import = || {
+        let r = run(&[
+            "registry",
+            "import",
+            path(&csv),
+            "--data-dir",
+            path(&data),
+            "--json",
+        ]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.stderr
+    };
+    let first = import();
     assert!(
-        first
-            .stderr
-            .contains("held no cardcheck store; created a new one"),
-        "{}",
-        first.stderr
+        first.contains("held no cardcheck store; created a new one"),
+        "{first}"
     );
-    let again = run(&[
-        "registry",
-        "import",
-        path(&csv),
-        "--data-dir",
-        path(&data),
-        "--json",
-    ]);
-    assert_eq!(again.code, 0, "{}", again.stderr);
-    assert!(
-        !again.stderr.contains("created a new one"),
-        "{}",
-        again.stderr
-    );
+    let again = import();
+    assert!(!again.contains("created a new one"), "{again}");
 }
 
 /// Issue 6: "the database file of a 1M-row registry contains none of the imported card

@@ -188,12 +188,26 @@ mod tests {
     use super::*;
     use std::path::Path;
 
+    /// An in-memory database at schema version 2: the registry keyed by card hash.
+    fn version_2_database() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        apply(&mut conn, &MIGRATIONS[..2], "database").unwrap();
+        conn
+    }
+
+    /// The single integer `sql` returns.
+    fn count(conn: &Connection, sql: &str) -> i64 {
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    const RECLAIM_PENDING_ROWS: &str =
+        "SELECT count(*) FROM meta WHERE key = 'registry_reclaim_pending'";
+
     /// A registry written by a build before migration 3 (keyed by card hash) is there,
     /// row for row, after it, each row at its card's home slot.
     #[test]
     fn a_registry_keyed_by_card_hash_moves_to_slots_row_for_row() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        apply(&mut conn, &MIGRATIONS[..2], "database").unwrap();
+        let mut conn = version_2_database();
         let rows: Vec<([u8; 16], [u8; 16], &str)> = vec![
             ([0x10; 16], [1; 16], "active"),
             ([0xf0; 16], [2; 16], "lost"),
@@ -208,10 +222,7 @@ mod tests {
             .unwrap();
         }
         migrate(&mut conn).unwrap();
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, MIGRATIONS.len() as i64);
+        assert_eq!(count(&conn, "PRAGMA user_version"), MIGRATIONS.len() as i64);
         for (card, name, status) in &rows {
             let (first, last) = super::super::registry::lookup_range(card);
             let (slot, stored_name, stored_status, updated_at): (i64, Vec<u8>, String, i64) = conn
@@ -227,17 +238,11 @@ mod tests {
             assert_eq!(stored_status, *status);
             assert_eq!(updated_at, 7);
         }
-        let count: i64 = conn
-            .query_row("SELECT count(*) FROM registry", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(count, 3);
-        let leftovers: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_schema WHERE name = 'registry_by_hash'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        assert_eq!(count(&conn, "SELECT count(*) FROM registry"), 3);
+        let leftovers = count(
+            &conn,
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'registry_by_hash'",
+        );
         assert_eq!(leftovers, 0);
     }
 
@@ -245,8 +250,7 @@ mod tests {
     /// registry); opening the store gives them back.
     #[test]
     fn a_migrated_registry_gives_back_the_old_copys_space() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        apply(&mut conn, &MIGRATIONS[..2], "database").unwrap();
+        let mut conn = version_2_database();
         {
             let tx = conn.transaction().unwrap();
             let mut insert = tx
@@ -267,28 +271,17 @@ mod tests {
             tx.commit().unwrap();
         }
         migrate(&mut conn).unwrap();
-        let pragma = |c: &Connection, name: &str| {
-            c.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0))
-                .unwrap()
-        };
-        let (free, pages) = (pragma(&conn, "freelist_count"), pragma(&conn, "page_count"));
+        let (free, pages) = (
+            count(&conn, "PRAGMA freelist_count"),
+            count(&conn, "PRAGMA page_count"),
+        );
         assert!(free * 4 >= pages, "{free} of {pages} pages free");
         super::super::registry::reclaim_after_conversion(&conn, Path::new("test.db"));
-        assert_eq!(pragma(&conn, "freelist_count"), 0);
+        assert_eq!(count(&conn, "PRAGMA freelist_count"), 0);
         // Done once: the marker is gone.
-        let pending: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM meta WHERE key = 'registry_reclaim_pending'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(pending, 0);
-        assert!(pragma(&conn, "page_count") <= pages - free);
-        let count: i64 = conn
-            .query_row("SELECT count(*) FROM registry", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(count, 60_000);
+        assert_eq!(count(&conn, RECLAIM_PENDING_ROWS), 0);
+        assert!(count(&conn, "PRAGMA page_count") <= pages - free);
+        assert_eq!(count(&conn, "SELECT count(*) FROM registry"), 60_000);
     }
 
     /// A reclaim that fails (on a full disk; here: a statement still in progress on the
@@ -296,8 +289,7 @@ mod tests {
     /// open. Broke: the VACUUM's error made every later open fail.
     #[test]
     fn a_failed_reclaim_after_conversion_leaves_the_store_usable_and_is_not_retried() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        apply(&mut conn, &MIGRATIONS[..2], "database").unwrap();
+        let mut conn = version_2_database();
         conn.execute(
             "INSERT INTO registry (card_hash, name_hash, masked, status, updated_at) \
              VALUES (x'00112233445566778899aabbccddeeff', x'01', '622576******8888', 'lost', 1)",
@@ -313,14 +305,7 @@ mod tests {
                 .expect_err("VACUUM must fail for this test");
             super::super::registry::reclaim_after_conversion(&conn, Path::new("test.db"));
         }
-        let pending: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM meta WHERE key = 'registry_reclaim_pending'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(pending, 0);
+        assert_eq!(count(&conn, RECLAIM_PENDING_ROWS), 0);
         let status: String = conn
             .query_row("SELECT status FROM registry", [], |r| r.get(0))
             .unwrap();
