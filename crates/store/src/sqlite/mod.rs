@@ -205,8 +205,11 @@ fn check_pair(main: &Path, ledger: &Path, ledger_expected: bool) -> Result<(), S
 /// about 25M rows. The rest holds leaves, i.e. all of a small registry.
 const REGISTRY_LOOKUP_CACHE_KIB: i64 = 8 * 1024;
 /// Idle registry-lookup connections kept: one per thread that answers requests at
-/// once (the server's workers), each with its own page cache.
-const REGISTRY_LOOKUP_POOL_MAX: usize = 4;
+/// once (the server's workers, one per core), each with its own page cache. A lookup
+/// that finds none idle opens one, which costs far more than the lookup.
+fn registry_lookup_pool_max() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get().clamp(2, 32))
+}
 
 /// A connection for registry lookups: the store's settings and a page cache that
 /// keeps the registry's interior pages.
@@ -280,8 +283,11 @@ impl SqliteStore {
                 .map_err(file_err(&path))?;
         }
         let readers = ReaderPool::new(path.clone(), READER_POOL_MAX, open_connection);
-        let registry_lookup =
-            ReaderPool::new(path.clone(), REGISTRY_LOOKUP_POOL_MAX, open_registry_lookup);
+        let registry_lookup = ReaderPool::new(
+            path.clone(),
+            registry_lookup_pool_max(),
+            open_registry_lookup,
+        );
         Ok(SqliteStore {
             path,
             key,
