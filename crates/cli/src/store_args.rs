@@ -79,6 +79,16 @@ impl StoreArgs {
         Ok((std::sync::Arc::new(log), None))
     }
 
+    /// Whether the embedded data directory holds no store yet (false for PostgreSQL):
+    /// opening it would create one, with a new master key.
+    pub fn embedded_store_missing(&self) -> bool {
+        self.database_url.is_none()
+            && !self
+                .data_dir
+                .join(cardcheck_store::sqlite::DATABASE_FILE)
+                .exists()
+    }
+
     /// For a command that reads an embedded store: one clear line when there is none.
     fn check_embedded_exists(&self) -> anyhow::Result<()> {
         if self.database_url.is_none() {
@@ -89,8 +99,7 @@ impl StoreArgs {
                     self.data_dir.display()
                 );
             }
-            let database = self.data_dir.join(cardcheck_store::sqlite::DATABASE_FILE);
-            if !database.exists() {
+            if self.embedded_store_missing() {
                 anyhow::bail!(
                     "no cardcheck store in {} (no {}): check --data-dir; `cardcheck serve` or \
                      `cardcheck account create` creates one",

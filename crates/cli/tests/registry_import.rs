@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use cardcheck_domain::CardStatus;
-use registry_common::{all_bytes, generate, import_json, path, plain_runs, rows, run, stats};
+use registry_common::{
+    all_bytes, generate, import, import_json, path, plain_runs, rows, run, stats,
+};
 
 /// Import with the staging forced onto bucket files after `memory_rows` rows.
 fn import_with_memory(
@@ -210,13 +212,7 @@ fn bad_files_give_one_clear_line_and_leave_the_registry_unchanged() {
     }
 
     // A missing file is an operational failure too.
-    let r = run(&[
-        "registry",
-        "import",
-        path(&dir.path().join("missing.csv")),
-        "--data-dir",
-        path(&data),
-    ]);
+    let r = import(&dir.path().join("missing.csv"), &data, &[]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.starts_with("error: cannot open"), "{}", r.stderr);
 }
@@ -239,29 +235,13 @@ fn rejected_rows_are_reported_by_line_and_skipped_and_the_last_row_wins() {
     std::fs::write(&csv, text).unwrap();
 
     // --strict writes nothing when a row is rejected.
-    let r = run(&[
-        "registry",
-        "import",
-        path(&csv),
-        "--data-dir",
-        path(&data),
-        "--strict",
-    ]);
+    let r = import(&csv, &data, &["--strict"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("--strict"), "{}", r.stderr);
     assert_eq!(stats(&data)["total"], 0);
 
     let rejects = dir.path().join("rejects.csv");
-    let r = run(&[
-        "registry",
-        "import",
-        path(&csv),
-        "--data-dir",
-        path(&data),
-        "--json",
-        "--rejects",
-        path(&rejects),
-    ]);
+    let r = import(&csv, &data, &["--json", "--rejects", path(&rejects)]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(report["rows"], 8);
@@ -298,7 +278,7 @@ fn rejected_rows_are_reported_by_line_and_skipped_and_the_last_row_wins() {
     assert_eq!(s["by_status"]["active"], 0);
 
     // Human summary: counts and line numbers, no row content.
-    let r = run(&["registry", "import", path(&csv), "--data-dir", path(&data)]);
+    let r = import(&csv, &data, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("line 4: name:"), "{}", r.stdout);
     assert!(r.stdout.contains("unchanged"), "{}", r.stdout);
@@ -658,24 +638,17 @@ fn an_import_into_a_directory_without_a_store_says_it_created_one() {
     let csv = dir.path().join("small.csv");
     let data = dir.path().join("typo");
     generate(&csv, 10, 23);
-    let import = || {
-        let r = run(&[
-            "registry",
-            "import",
-            path(&csv),
-            "--data-dir",
-            path(&data),
-            "--json",
-        ]);
+    let import_stderr = || {
+        let r = import(&csv, &data, &["--json"]);
         assert_eq!(r.code, 0, "{}", r.stderr);
         r.stderr
     };
-    let first = import();
+    let first = import_stderr();
     assert!(
         first.contains("held no cardcheck store; created a new one"),
         "{first}"
     );
-    let again = import();
+    let again = import_stderr();
     assert!(!again.contains("created a new one"), "{again}");
 }
 

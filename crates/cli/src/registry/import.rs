@@ -155,12 +155,7 @@ pub(super) async fn run(opts: Options) -> anyhow::Result<ExitCode> {
 
     // Importing is also how a registry is first loaded, so a missing store is created;
     // said in one line, so that a mistyped --data-dir does not look like success.
-    let new_store = opts.store.database_url.is_none()
-        && !opts
-            .store
-            .data_dir
-            .join(cardcheck_store::sqlite::DATABASE_FILE)
-            .exists();
+    let new_store = opts.store.embedded_store_missing();
     let backend = super::open_store(&opts.store).await?;
     if new_store {
         eprintln!(

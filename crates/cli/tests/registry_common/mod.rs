@@ -48,16 +48,16 @@ pub fn generate(file: &Path, count: u64, seed: u64) {
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
+/// `registry import FILE --data-dir DATA` with `extra` arguments.
+pub fn import(file: &Path, data: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["registry", "import", path(file), "--data-dir", path(data)];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 /// `registry import --json`; returns the report.
 pub fn import_json(file: &Path, data: &Path) -> serde_json::Value {
-    let r = run(&[
-        "registry",
-        "import",
-        path(file),
-        "--data-dir",
-        path(data),
-        "--json",
-    ]);
+    let r = import(file, data, &["--json"]);
     assert_eq!(r.code, 0, "stderr: {}\nstdout: {}", r.stderr, r.stdout);
     serde_json::from_str(&r.stdout).unwrap()
 }
